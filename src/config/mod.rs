@@ -1,0 +1,167 @@
+//! Configuration: built-in defaults < TOML file < `CLOUDWARDEN_*` environment.
+//!
+//! Loading runs in two stages. Stage one ([`raw`]) merges the layers with
+//! figment into raw sections whose leaves are still untyped, so nothing stops
+//! at the first wrong type. Stage two ([`validate`]) converts every leaf into
+//! the typed [`Config`] below and collects every [`Problem`] — unknown keys,
+//! wrong types, bad durations and addresses, missing keys — each with the
+//! file, key and line it came from. Nothing starts until the whole
+//! configuration is valid.
+
+mod checker;
+mod field_names;
+mod file;
+mod formats;
+mod key_path;
+mod load;
+mod problems;
+mod raw;
+mod sources;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use load::{ConfigLocation, DEFAULT_CONFIG_PATH, load};
+pub use problems::{ConfigErrors, Origin, Problem};
+pub use sources::{LogGroupSelector, RecordFormat, SourceConfig, SourceKind};
+
+use crate::detection::Level;
+
+/// The prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "CLOUDWARDEN_";
+
+/// The embedded defaults, the lowest configuration layer.
+pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
+
+/// A complete, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where and as whom to reach AWS.
+    pub aws: AwsConfig,
+    /// The embedded state store.
+    pub state: StateConfig,
+    /// The admin HTTP server (metrics and health).
+    pub metrics: MetricsConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Process lifecycle.
+    pub daemon: DaemonConfig,
+    /// The channels between pipeline stages.
+    pub pipeline: PipelineConfig,
+    /// Which detection rules are loaded.
+    pub rules: RulesConfig,
+    /// The event sources, in configuration order.
+    pub sources: Vec<SourceConfig>,
+    /// Alert delivery.
+    pub alerts: AlertsConfig,
+    /// Reconciled CloudWatch alarms.
+    pub alarms: AlarmsConfig,
+}
+
+/// `[aws]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AwsConfig {
+    /// The home Region; unset means AWS's own chain (`AWS_REGION`, the profile, IMDS).
+    pub region: Option<String>,
+    /// A named profile from the shared AWS config files.
+    pub profile: Option<String>,
+    /// An endpoint every client uses instead of AWS's, such as a local emulator.
+    pub endpoint_url: Option<String>,
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    /// The redb file holding checkpoints, windows and the alert outbox.
+    pub path: PathBuf,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; loopback by default.
+    pub listen: SocketAddr,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A tracing filter directive such as `info` or `info,cloudwarden=debug`.
+    pub level: String,
+    /// How log lines are written.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal, text when it is.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Lines for people.
+    Text,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// How long shutdown may take to drain the pipeline and flush state.
+    pub shutdown_grace: Duration,
+}
+
+/// `[pipeline]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// Capacity of the channel from sources to detection; a full channel slows sources.
+    pub channel_capacity: usize,
+}
+
+/// `[rules]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesConfig {
+    /// Whether the built-in AWS rule pack is loaded.
+    pub builtin: bool,
+    /// Extra Sigma rule files or folders.
+    pub paths: Vec<PathBuf>,
+    /// Rule ids that are not loaded.
+    pub disabled: Vec<String>,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertsConfig {
+    /// How long an alert's dedup key suppresses repeats.
+    pub dedup_window: Duration,
+    /// SNS topics alerts are published to.
+    pub sns: Vec<SnsSinkConfig>,
+}
+
+/// One `[[alerts.sns]]` topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnsSinkConfig {
+    /// The topic's ARN.
+    pub topic_arn: String,
+    /// Alerts below this level are not published to this topic.
+    pub min_level: Level,
+}
+
+/// `[alarms]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AlarmsConfig {
+    /// The CIS AWS Foundations monitoring set.
+    pub cis: CisConfig,
+}
+
+/// `[alarms.cis]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CisConfig {
+    /// Whether cloudwarden manages the CIS metric filters and alarms.
+    pub enabled: bool,
+    /// The log group CloudTrail delivers to; required when enabled.
+    pub log_group: Option<String>,
+    /// The topic the alarms notify; required when enabled.
+    pub topic_arn: Option<String>,
+}

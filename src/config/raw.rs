@@ -1,0 +1,133 @@
+//! Stage one of configuration: the layered tree as the user wrote it.
+//!
+//! Every leaf is kept as an untyped figment [`Value`] so that reading the raw
+//! sections never stops at the first wrong type: stage two
+//! ([`super::validate`]) converts each leaf on its own and collects every
+//! problem. Keys that no raw struct names are reported as unknown.
+
+use figment::value::Value;
+use serde::Deserialize;
+
+/// One leaf as written: any TOML or environment value, converted later.
+pub(super) type Leaf = Option<Value>;
+
+/// `[aws]`: where and as whom cloudwarden talks to AWS.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawAws {
+    pub region: Leaf,
+    pub profile: Leaf,
+    pub endpoint_url: Leaf,
+}
+
+/// `[state]`: the embedded store.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawState {
+    pub path: Leaf,
+}
+
+/// `[metrics]`: the admin HTTP server.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawMetrics {
+    pub listen: Leaf,
+}
+
+/// `[log]`: structured logging.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawLog {
+    pub level: Leaf,
+    pub format: Leaf,
+}
+
+/// `[daemon]`: process lifecycle.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawDaemon {
+    pub shutdown_grace: Leaf,
+}
+
+/// `[pipeline]`: the channels between stages.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawPipeline {
+    pub channel_capacity: Leaf,
+}
+
+/// `[rules]`: which Sigma rules are loaded.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawRules {
+    pub builtin: Leaf,
+    pub paths: Leaf,
+    pub disabled: Leaf,
+}
+
+/// One `[[sources]]` entry. Keys of every kind are listed here; which of them
+/// apply to the entry's `kind` is checked in stage two.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawSource {
+    pub kind: Leaf,
+    pub name: Leaf,
+    pub interval: Leaf,
+    pub regions: Leaf,
+    pub lookback: Leaf,
+    pub log_group: Leaf,
+    pub log_group_prefix: Leaf,
+    pub filter_pattern: Leaf,
+    pub stream_prefix: Leaf,
+    pub format: Leaf,
+    pub queue_url: Leaf,
+}
+
+/// `[alerts]`: delivery settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawAlerts {
+    pub dedup_window: Leaf,
+    pub sns: Option<Vec<Value>>,
+}
+
+/// One `[[alerts.sns]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawSnsSink {
+    pub topic_arn: Leaf,
+    pub min_level: Leaf,
+}
+
+/// `[alarms]`: reconciled CloudWatch alarms.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawAlarms {
+    pub cis: Option<Value>,
+}
+
+/// `[alarms.cis]`: the CIS AWS Foundations monitoring set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawCis {
+    pub enabled: Leaf,
+    pub log_group: Leaf,
+    pub topic_arn: Leaf,
+}
+
+/// The top level: each section is read on its own so one broken section does
+/// not hide problems in the others.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawConfig {
+    pub aws: Option<Value>,
+    pub state: Option<Value>,
+    pub metrics: Option<Value>,
+    pub log: Option<Value>,
+    pub daemon: Option<Value>,
+    pub pipeline: Option<Value>,
+    pub rules: Option<Value>,
+    pub sources: Option<Value>,
+    pub alerts: Option<Value>,
+    pub alarms: Option<Value>,
+}

@@ -1,0 +1,257 @@
+//! `[[sources]]`: the event sources, one entry per source, tagged by `kind`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use figment::value::Value;
+
+use super::checker::Checker;
+use super::formats;
+use super::key_path::KeyPath;
+use super::raw::{Leaf, RawSource};
+
+/// One configured event source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    /// A unique name: the label on its metrics and the key of its checkpoint.
+    pub name: String,
+    /// Time between polls, for kinds that poll on a schedule.
+    pub interval: Option<Duration>,
+    /// What the source reads, with the settings of that kind.
+    pub kind: SourceKind,
+}
+
+/// What a source reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// CloudTrail `LookupEvents`: management events, per Region.
+    CloudTrailLookup {
+        /// Regions to query; empty means the home Region (`aws.region`).
+        regions: Vec<String>,
+        /// How far back each query reaches, because CloudTrail delivers late.
+        lookback: Duration,
+    },
+    /// CloudWatch Logs `FilterLogEvents` on one or more log groups.
+    CloudWatchLogs {
+        /// Which log groups are read.
+        log_group: LogGroupSelector,
+        /// A CloudWatch Logs filter pattern applied by the service.
+        filter_pattern: Option<String>,
+        /// Only streams whose names start with this.
+        stream_prefix: Option<String>,
+        /// How each log line is read.
+        format: RecordFormat,
+    },
+    /// CloudTrail files in S3, announced on an SQS queue.
+    S3Sqs {
+        /// The queue receiving S3 ObjectCreated notifications.
+        queue_url: String,
+    },
+    /// CloudTrail events sent by EventBridge rules to an SQS queue.
+    EventBridgeSqs {
+        /// The queue the EventBridge rule targets.
+        queue_url: String,
+    },
+}
+
+impl SourceKind {
+    /// The `kind` value that selects this source in configuration.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceKind::CloudTrailLookup { .. } => "cloudtrail_lookup",
+            SourceKind::CloudWatchLogs { .. } => "cloudwatch_logs",
+            SourceKind::S3Sqs { .. } => "s3_sqs",
+            SourceKind::EventBridgeSqs { .. } => "eventbridge_sqs",
+        }
+    }
+}
+
+/// Which log groups a `cloudwatch_logs` source reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogGroupSelector {
+    /// Exactly this group.
+    Name(String),
+    /// Every group whose name starts with this.
+    Prefix(String),
+}
+
+/// How a log line is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFormat {
+    /// A CloudTrail record, as CloudTrail delivers it to CloudWatch Logs.
+    CloudTrail,
+    /// Any JSON object.
+    Json,
+    /// Plain text, matched by Sigma keywords.
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Lookup,
+    Logs,
+    S3Sqs,
+    EventBridgeSqs,
+}
+
+const KINDS: [(&str, Kind); 4] = [
+    ("cloudtrail_lookup", Kind::Lookup),
+    ("cloudwatch_logs", Kind::Logs),
+    ("s3_sqs", Kind::S3Sqs),
+    ("eventbridge_sqs", Kind::EventBridgeSqs),
+];
+
+impl Kind {
+    /// The keys that apply to this kind besides `kind` and `name`.
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Kind::Lookup => &["interval", "regions", "lookback"],
+            Kind::Logs => &["interval", "log_group", "log_group_prefix", "filter_pattern", "stream_prefix", "format"],
+            // SQS sources long-poll continuously, so they have no interval.
+            Kind::S3Sqs | Kind::EventBridgeSqs => &["queue_url"],
+        }
+    }
+
+    fn default_interval(self) -> Option<Duration> {
+        match self {
+            Kind::Lookup => Some(Duration::from_secs(60)),
+            Kind::Logs => Some(Duration::from_secs(30)),
+            Kind::S3Sqs | Kind::EventBridgeSqs => None,
+        }
+    }
+}
+
+/// Validates every `[[sources]]` entry and that their names are unique.
+pub(super) fn sources(c: &mut Checker<'_>, value: Option<&Value>) -> Option<Vec<SourceConfig>> {
+    let k = KeyPath::root("sources");
+    let Some(value) = value else {
+        return Some(Vec::new());
+    };
+    let Some(entries) = value.as_array() else {
+        c.report(&k, "expected an array of tables, written [[sources]]");
+        return None;
+    };
+    let mut names = HashSet::new();
+    let mut all = Some(Vec::new());
+    for (i, entry) in entries.iter().enumerate() {
+        let ek = k.index(i);
+        let source = source(c, &ek, entry);
+        if let Some(source) = &source {
+            if !names.insert(source.name.clone()) {
+                c.report(&ek.key("name"), format!("duplicate source name \"{}\"", source.name));
+            }
+        }
+        match (all.as_mut(), source) {
+            (Some(list), Some(source)) => list.push(source),
+            _ => all = None,
+        }
+    }
+    all
+}
+
+fn source(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<SourceConfig> {
+    let r: RawSource = c.section(k, Some(entry));
+    let kind = c.parsed(&k.key("kind"), &r.kind, |text| formats::one_of(text, &KINDS));
+    let kind = c.required(&k.key("kind"), kind, &r.kind);
+    let name = c.parsed(&k.key("name"), &r.name, formats::component_name);
+    let name = c.required(&k.key("name"), name, &r.name);
+    let kind = kind?;
+    for (key, leaf) in leaves(&r) {
+        if leaf.is_some() && !kind.keys().contains(&key) {
+            c.report(
+                &k.key(key),
+                format!(
+                    "does not apply to sources of kind {} (keys for it: {})",
+                    KINDS.iter().find(|(_, x)| *x == kind).map_or("?", |(n, _)| n),
+                    kind.keys().join(", ")
+                ),
+            );
+        }
+    }
+    let interval = match kind.default_interval() {
+        Some(default) => c
+            .duration(&k.key("interval"), &r.interval, Duration::from_secs(1), Duration::from_secs(86_400))
+            .or(r.interval.is_none().then_some(default)),
+        None => None,
+    };
+    let kind = match kind {
+        Kind::Lookup => lookup(c, k, &r),
+        Kind::Logs => logs(c, k, &r),
+        Kind::S3Sqs => queue_url(c, k, &r).map(|queue_url| SourceKind::S3Sqs { queue_url }),
+        Kind::EventBridgeSqs => queue_url(c, k, &r).map(|queue_url| SourceKind::EventBridgeSqs { queue_url }),
+    };
+    Some(SourceConfig {
+        name: name?,
+        interval,
+        kind: kind?,
+    })
+}
+
+/// Every key of a raw source, for the check that each applies to its kind.
+fn leaves(r: &RawSource) -> [(&'static str, &Leaf); 9] {
+    [
+        ("interval", &r.interval),
+        ("regions", &r.regions),
+        ("lookback", &r.lookback),
+        ("log_group", &r.log_group),
+        ("log_group_prefix", &r.log_group_prefix),
+        ("filter_pattern", &r.filter_pattern),
+        ("stream_prefix", &r.stream_prefix),
+        ("format", &r.format),
+        ("queue_url", &r.queue_url),
+    ]
+}
+
+fn lookup(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<SourceKind> {
+    let names: Vec<String> = c.value(&k.key("regions"), &r.regions).unwrap_or_default();
+    let mut regions = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        match formats::region(name) {
+            Ok(region) => regions.push(region),
+            Err(message) => c.report(&k.key("regions").index(i), message),
+        }
+    }
+    // LookupEvents only reaches 90 days back.
+    let lookback = c.duration(&k.key("lookback"), &r.lookback, Duration::from_secs(60), Duration::from_secs(90 * 86_400));
+    let lookback = match (&r.lookback, lookback) {
+        (None, _) => Duration::from_secs(15 * 60),
+        (Some(_), lookback) => lookback?,
+    };
+    Some(SourceKind::CloudTrailLookup { regions, lookback })
+}
+
+fn logs(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<SourceKind> {
+    let name = c.parsed(&k.key("log_group"), &r.log_group, formats::log_group);
+    let prefix = c.parsed(&k.key("log_group_prefix"), &r.log_group_prefix, formats::log_group);
+    let log_group = match (&r.log_group, &r.log_group_prefix) {
+        (Some(_), Some(_)) => {
+            c.report(&k.key("log_group_prefix"), "set either log_group or log_group_prefix, not both");
+            None
+        }
+        (None, None) => {
+            c.report(&k.key("log_group"), "missing: a cloudwatch_logs source needs log_group or log_group_prefix");
+            None
+        }
+        (Some(_), None) => name.map(LogGroupSelector::Name),
+        (None, Some(_)) => prefix.map(LogGroupSelector::Prefix),
+    };
+    let filter_pattern: Option<String> = c.value(&k.key("filter_pattern"), &r.filter_pattern);
+    let stream_prefix: Option<String> = c.value(&k.key("stream_prefix"), &r.stream_prefix);
+    let formats_allowed = [
+        ("cloudtrail", RecordFormat::CloudTrail),
+        ("json", RecordFormat::Json),
+        ("text", RecordFormat::Text),
+    ];
+    let format = c.parsed(&k.key("format"), &r.format, |t| formats::one_of(t, &formats_allowed));
+    Some(SourceKind::CloudWatchLogs {
+        log_group: log_group?,
+        filter_pattern,
+        stream_prefix,
+        format: format.unwrap_or(RecordFormat::CloudTrail),
+    })
+}
+
+fn queue_url(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<String> {
+    let url = c.parsed(&k.key("queue_url"), &r.queue_url, formats::http_url);
+    c.required(&k.key("queue_url"), url, &r.queue_url)
+}

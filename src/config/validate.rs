@@ -1,0 +1,220 @@
+//! Stage two: every raw leaf becomes a typed value, or a recorded problem.
+//!
+//! Each section is checked in full even when another one failed, and only
+//! then combined, so the user sees every problem in one run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::value::{Dict, Value};
+
+use super::checker::Checker;
+use super::formats;
+use super::key_path::KeyPath;
+use super::raw::{
+    RawAlarms, RawAlerts, RawAws, RawCis, RawConfig, RawDaemon, RawLog, RawMetrics, RawPipeline,
+    RawRules, RawSnsSink, RawState,
+};
+use super::{
+    AlarmsConfig, AlertsConfig, AwsConfig, CisConfig, Config, DaemonConfig, LogConfig, LogFormat,
+    MetricsConfig, PipelineConfig, RulesConfig, SnsSinkConfig, StateConfig,
+};
+use crate::detection::Level;
+
+const SECOND: Duration = Duration::from_secs(1);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Validates the merged layers; `None` means problems were recorded in `c`.
+pub(super) fn config(figment: &Figment, c: &mut Checker<'_>) -> Option<Config> {
+    let root: Dict = match figment.extract() {
+        Ok(root) => root,
+        Err(errors) => {
+            for error in errors {
+                let key = error.path.iter().fold(KeyPath::default(), |path, k| path.key(k));
+                c.report(&key, error.kind.to_string());
+            }
+            return None;
+        }
+    };
+    let raw: RawConfig = c.section(&KeyPath::default(), Some(&Value::from(root)));
+    let aws = aws(c, &raw);
+    let state = state(c, &raw);
+    let metrics = metrics(c, &raw);
+    let log = log(c, &raw);
+    let daemon = daemon(c, &raw);
+    let pipeline = pipeline(c, &raw);
+    let rules = rules(c, &raw);
+    let sources = super::sources::sources(c, raw.sources.as_ref());
+    let alerts = alerts(c, &raw);
+    let alarms = alarms(c, &raw);
+    Some(Config {
+        aws: aws?,
+        state: state?,
+        metrics: metrics?,
+        log: log?,
+        daemon: daemon?,
+        pipeline: pipeline?,
+        rules: rules?,
+        sources: sources?,
+        alerts: alerts?,
+        alarms: alarms?,
+    })
+}
+
+fn aws(c: &mut Checker<'_>, raw: &RawConfig) -> Option<AwsConfig> {
+    let k = KeyPath::root("aws");
+    let r: RawAws = c.section(&k, raw.aws.as_ref());
+    Some(AwsConfig {
+        region: c.parsed(&k.key("region"), &r.region, formats::region),
+        profile: c.parsed(&k.key("profile"), &r.profile, formats::non_empty),
+        endpoint_url: c.parsed(&k.key("endpoint_url"), &r.endpoint_url, formats::http_url),
+    })
+}
+
+fn state(c: &mut Checker<'_>, raw: &RawConfig) -> Option<StateConfig> {
+    let k = KeyPath::root("state");
+    let r: RawState = c.section(&k, raw.state.as_ref());
+    let key = k.key("path");
+    let path = c.parsed(&key, &r.path, formats::non_empty);
+    let path = c.required(&key, path, &r.path)?;
+    Some(StateConfig {
+        path: PathBuf::from(path),
+    })
+}
+
+fn metrics(c: &mut Checker<'_>, raw: &RawConfig) -> Option<MetricsConfig> {
+    let k = KeyPath::root("metrics");
+    let r: RawMetrics = c.section(&k, raw.metrics.as_ref());
+    let key = k.key("listen");
+    let listen = c.parsed(&key, &r.listen, formats::socket_addr);
+    Some(MetricsConfig {
+        listen: c.required(&key, listen, &r.listen)?,
+    })
+}
+
+fn log(c: &mut Checker<'_>, raw: &RawConfig) -> Option<LogConfig> {
+    let k = KeyPath::root("log");
+    let r: RawLog = c.section(&k, raw.log.as_ref());
+    let level = c.parsed(&k.key("level"), &r.level, |text| {
+        tracing_subscriber::EnvFilter::builder()
+            .parse(text)
+            .map(|_| text.to_owned())
+            .map_err(|err| format!("invalid log level \"{text}\": {err} (try \"info\" or \"info,cloudwarden=debug\")"))
+    });
+    let formats_allowed = [
+        ("auto", LogFormat::Auto),
+        ("json", LogFormat::Json),
+        ("text", LogFormat::Text),
+    ];
+    let format = c.parsed(&k.key("format"), &r.format, |text| formats::one_of(text, &formats_allowed));
+    Some(LogConfig {
+        level: c.required(&k.key("level"), level, &r.level)?,
+        format: c.required(&k.key("format"), format, &r.format)?,
+    })
+}
+
+fn daemon(c: &mut Checker<'_>, raw: &RawConfig) -> Option<DaemonConfig> {
+    let k = KeyPath::root("daemon");
+    let r: RawDaemon = c.section(&k, raw.daemon.as_ref());
+    let key = k.key("shutdown_grace");
+    let grace = c.duration(&key, &r.shutdown_grace, SECOND, 5 * 60 * SECOND);
+    Some(DaemonConfig {
+        shutdown_grace: c.required(&key, grace, &r.shutdown_grace)?,
+    })
+}
+
+fn pipeline(c: &mut Checker<'_>, raw: &RawConfig) -> Option<PipelineConfig> {
+    let k = KeyPath::root("pipeline");
+    let r: RawPipeline = c.section(&k, raw.pipeline.as_ref());
+    let key = k.key("channel_capacity");
+    let capacity: Option<u64> = c.value(&key, &r.channel_capacity);
+    let capacity = match capacity {
+        Some(n) if (1..=1_000_000).contains(&n) => usize::try_from(n).ok(),
+        Some(n) => {
+            c.report(&key, format!("{n} is out of range: it must be between 1 and 1000000"));
+            None
+        }
+        None => None,
+    };
+    Some(PipelineConfig {
+        channel_capacity: c.required(&key, capacity, &r.channel_capacity)?,
+    })
+}
+
+fn rules(c: &mut Checker<'_>, raw: &RawConfig) -> Option<RulesConfig> {
+    let k = KeyPath::root("rules");
+    let r: RawRules = c.section(&k, raw.rules.as_ref());
+    let builtin: Option<bool> = c.value(&k.key("builtin"), &r.builtin);
+    let paths: Option<Vec<String>> = c.value(&k.key("paths"), &r.paths);
+    let mut all_exist = true;
+    for (i, path) in paths.iter().flatten().enumerate() {
+        if !std::path::Path::new(path).exists() {
+            c.report(&k.key("paths").index(i), format!("no such rule file or folder \"{path}\""));
+            all_exist = false;
+        }
+    }
+    let disabled: Option<Vec<String>> = c.value(&k.key("disabled"), &r.disabled);
+    Some(RulesConfig {
+        builtin: c.required(&k.key("builtin"), builtin, &r.builtin)?,
+        paths: paths.filter(|_| all_exist)?.into_iter().map(PathBuf::from).collect(),
+        disabled: disabled.unwrap_or_default(),
+    })
+}
+
+fn alerts(c: &mut Checker<'_>, raw: &RawConfig) -> Option<AlertsConfig> {
+    let k = KeyPath::root("alerts");
+    let r: RawAlerts = c.section(&k, raw.alerts.as_ref());
+    let key = k.key("dedup_window");
+    let dedup_window = c.duration(&key, &r.dedup_window, SECOND, 30 * DAY);
+    let dedup_window = c.required(&key, dedup_window, &r.dedup_window);
+    let mut sns = Some(Vec::new());
+    for (i, entry) in r.sns.iter().flatten().enumerate() {
+        let ek = k.key("sns").index(i);
+        let e: RawSnsSink = c.section(&ek, Some(entry));
+        let topic_arn = c.parsed(&ek.key("topic_arn"), &e.topic_arn, formats::topic_arn);
+        let topic_arn = c.required(&ek.key("topic_arn"), topic_arn, &e.topic_arn);
+        let min_level = c.parsed(&ek.key("min_level"), &e.min_level, |t| t.parse::<Level>());
+        let failed = topic_arn.is_none() || (e.min_level.is_some() && min_level.is_none());
+        match (sns.as_mut(), topic_arn) {
+            (Some(list), Some(topic_arn)) if !failed => list.push(SnsSinkConfig {
+                topic_arn,
+                min_level: min_level.unwrap_or(Level::Medium),
+            }),
+            _ => sns = None,
+        }
+    }
+    Some(AlertsConfig {
+        dedup_window: dedup_window?,
+        sns: sns?,
+    })
+}
+
+fn alarms(c: &mut Checker<'_>, raw: &RawConfig) -> Option<AlarmsConfig> {
+    let k = KeyPath::root("alarms");
+    let r: RawAlarms = c.section(&k, raw.alarms.as_ref());
+    let ck = k.key("cis");
+    let r: RawCis = c.section(&ck, r.cis.as_ref());
+    let enabled: Option<bool> = c.value(&ck.key("enabled"), &r.enabled);
+    let log_group = c.parsed(&ck.key("log_group"), &r.log_group, formats::log_group);
+    let topic_arn = c.parsed(&ck.key("topic_arn"), &r.topic_arn, formats::topic_arn);
+    let enabled = enabled.unwrap_or(false);
+    if enabled {
+        for (name, leaf) in [("log_group", &r.log_group), ("topic_arn", &r.topic_arn)] {
+            if leaf.is_none() {
+                c.report(&ck.key(name), "missing: required when alarms.cis.enabled = true");
+            }
+        }
+    }
+    let bad = (r.log_group.is_some() && log_group.is_none()) || (r.topic_arn.is_some() && topic_arn.is_none());
+    if bad || (enabled && (log_group.is_none() || topic_arn.is_none())) {
+        return None;
+    }
+    Some(AlarmsConfig {
+        cis: CisConfig {
+            enabled,
+            log_group,
+            topic_arn,
+        },
+    })
+}

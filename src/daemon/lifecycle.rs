@@ -1,0 +1,258 @@
+//! Starting and stopping the daemon's tasks, in order.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use aws_config::SdkConfig;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout_at};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::DaemonError;
+use crate::config::Config;
+use crate::detection::stage::DetectionStage;
+use crate::pipeline::{self, EventSender};
+use crate::state::StateStore;
+use crate::telemetry::{Metrics, Status, admin};
+
+/// How often expired state records are removed.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// A running daemon. Dropping it without [`Daemon::shutdown`] leaves tasks running.
+pub struct Daemon {
+    admin_addr: SocketAddr,
+    metrics: Metrics,
+    status: Status,
+    state: StateStore,
+    grace: Duration,
+    /// Stops the sources and background work; the pipeline then drains.
+    stop: CancellationToken,
+    /// Stops the admin server, last of all.
+    admin_stop: CancellationToken,
+    /// Cancelled when a critical task ends on its own.
+    failure: CancellationToken,
+    /// Sources, detection and background work.
+    tasks: TaskTracker,
+    admin: JoinHandle<std::io::Result<()>>,
+}
+
+impl Daemon {
+    /// Starts with AWS configured from `config.aws` and the default credential chain.
+    pub async fn start(config: Config) -> Result<Self, DaemonError> {
+        let sdk = crate::aws::sdk_config(&config.aws).await?;
+        Self::start_with(config, sdk).await
+    }
+
+    /// Starts with the given AWS SDK configuration (tests point it at an emulator).
+    pub async fn start_with(config: Config, sdk: SdkConfig) -> Result<Self, DaemonError> {
+        let metrics = Metrics::new()?;
+        let status = Status::new(metrics.ready.clone());
+        status.waiting("state", "the state store is not open yet");
+
+        let path = config.state.path.clone();
+        let state = tokio::task::spawn_blocking(move || StateStore::open(&path))
+            .await
+            .map_err(|err| DaemonError::Task {
+                task: "open state store",
+                detail: err.to_string(),
+            })??
+            .with_metrics(metrics.state.clone());
+        status.ready("state");
+        tracing::info!(path = %state.path().display(), "state store open");
+
+        let listener = admin::bind(config.metrics.listen).await?;
+        let admin_addr = listener.local_addr().map_err(DaemonError::Admin)?;
+
+        let admin_stop = CancellationToken::new();
+        let failure = CancellationToken::new();
+        let admin = spawn_admin(listener, &metrics, &status, &admin_stop, &failure);
+        let daemon = Daemon {
+            admin_addr,
+            metrics: metrics.clone(),
+            status,
+            state,
+            grace: config.daemon.shutdown_grace,
+            stop: CancellationToken::new(),
+            admin_stop,
+            failure,
+            tasks: TaskTracker::new(),
+            admin,
+        };
+
+        let (events, receiver) = pipeline::channel(config.pipeline.channel_capacity, metrics.pipeline.clone());
+        daemon.supervise("detection", async move {
+            let summary = DetectionStage::new(receiver).run().await;
+            tracing::info!(events = summary.events, "detection stage drained");
+        });
+        daemon.start_sources(&config, events);
+        daemon.spawn_housekeeping();
+        daemon.spawn_identity_check(sdk);
+        tracing::info!(address = %admin_addr, "serving metrics, health and readiness");
+        Ok(daemon)
+    }
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The daemon's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The daemon's health and readiness.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// The state store, shared with the daemon's tasks.
+    pub fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    /// A token cancelled when shutdown begins.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Resolves when a critical task has ended on its own.
+    pub async fn stopped_by_failure(&self) {
+        self.failure.cancelled().await;
+    }
+
+    /// Stops everything along the one shutdown path, within the grace period:
+    /// sources stop, detection drains, the state store closes, the admin
+    /// server stops last so that readiness stays observable meanwhile.
+    pub async fn shutdown(self) -> Result<(), DaemonError> {
+        let deadline = Instant::now() + self.grace;
+        self.status.waiting("daemon", "shutting down");
+        self.stop.cancel();
+        self.tasks.close();
+        if timeout_at(deadline, self.tasks.wait()).await.is_err() {
+            return Err(DaemonError::ShutdownTimeout {
+                grace: self.grace,
+                pending: vec![format!("{} pipeline task(s)", self.tasks.len())],
+            });
+        }
+        // Every task holding a clone has ended, so this closes and unlocks the file.
+        drop(self.state);
+        tracing::info!("pipeline drained and state store closed");
+        self.admin_stop.cancel();
+        match timeout_at(deadline, self.admin).await {
+            Err(_) => Err(DaemonError::ShutdownTimeout {
+                grace: self.grace,
+                pending: vec!["admin server".to_owned()],
+            }),
+            Ok(Ok(Ok(()))) => {
+                tracing::info!("stopped");
+                Ok(())
+            }
+            Ok(Ok(Err(err))) => Err(DaemonError::Admin(err)),
+            Ok(Err(err)) => Err(DaemonError::Task {
+                task: "admin server",
+                detail: err.to_string(),
+            }),
+        }
+    }
+
+    /// Runs `task` as a critical task: if it ends before shutdown, or panics,
+    /// the daemon becomes unhealthy and stops.
+    fn supervise(&self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+        let inner = tokio::spawn(task);
+        let (stop, status, failure) = (self.stop.clone(), self.status.clone(), self.failure.clone());
+        self.tasks.spawn(async move {
+            let detail = match inner.await {
+                Ok(()) if stop.is_cancelled() => return,
+                Ok(()) => "stopped unexpectedly".to_owned(),
+                Err(err) if err.is_panic() => "panicked".to_owned(),
+                Err(err) => err.to_string(),
+            };
+            tracing::error!(task = name, detail, "critical task ended");
+            status.failed(format!("{name} {detail}"));
+            failure.cancel();
+        });
+    }
+
+    /// Starts every configured source. The sender for the pipeline stays
+    /// alive until shutdown, so detection runs even with no source.
+    fn start_sources(&self, config: &Config, events: EventSender) {
+        for source in &config.sources {
+            let component = format!("source {}", source.name);
+            let kind = source.kind.name();
+            self.metrics
+                .sources
+                .ready
+                .with_label_values(&[&source.name, kind])
+                .set(0);
+            self.status.waiting(
+                &component,
+                format!("sources of kind {kind} are not implemented in this version"),
+            );
+            tracing::warn!(source = %source.name, kind, "source configured but its kind cannot run in this version; it is not polled");
+        }
+        let stop = self.stop.clone();
+        self.supervise("sources", async move {
+            stop.cancelled().await;
+            drop(events);
+        });
+    }
+
+    /// Removes expired state records every minute.
+    fn spawn_housekeeping(&self) {
+        let (state, stop) = (self.state.clone(), self.stop.clone());
+        self.supervise("housekeeping", async move {
+            let mut ticker = tokio::time::interval(PURGE_EVERY);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                let state = state.clone();
+                match tokio::task::spawn_blocking(move || state.purge_expired(SystemTime::now())).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(purged)) => tracing::debug!(purged, "expired state records removed"),
+                    Ok(Err(err)) => tracing::warn!(error = %err, "cannot remove expired state records"),
+                    Err(err) => tracing::warn!(error = %err, "state housekeeping task failed"),
+                }
+            }
+        });
+    }
+
+    /// Logs which AWS account the daemon watches; a failure is a warning, not fatal,
+    /// because sources report their own access problems as they poll.
+    fn spawn_identity_check(&self, sdk: SdkConfig) {
+        let (metrics, stop) = (self.metrics.aws.clone(), self.stop.clone());
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                identity = crate::aws::caller_identity(&sdk, &metrics) => match identity {
+                    Ok(identity) => tracing::info!(account = %identity.account, principal = %identity.arn, "watching AWS account"),
+                    Err(err) => tracing::warn!(error = %err, "cannot determine the AWS identity; check credentials and aws.endpoint_url"),
+                },
+            }
+        });
+    }
+}
+
+/// Serves the admin endpoints until `stop`; a server error makes the daemon unhealthy.
+fn spawn_admin(
+    listener: tokio::net::TcpListener,
+    metrics: &Metrics,
+    status: &Status,
+    stop: &CancellationToken,
+    failure: &CancellationToken,
+) -> JoinHandle<std::io::Result<()>> {
+    let (metrics, status, stop, failure) = (metrics.clone(), status.clone(), stop.clone(), failure.clone());
+    tokio::spawn(async move {
+        let result = admin::serve(listener, metrics, status.clone(), stop).await;
+        if let Err(err) = &result {
+            tracing::error!(error = %err, "admin server failed");
+            status.failed(format!("admin server failed: {err}"));
+            failure.cancel();
+        }
+        result
+    })
+}

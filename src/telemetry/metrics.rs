@@ -1,0 +1,224 @@
+//! Every Prometheus metric cloudwarden exports, registered in one place.
+//!
+//! Names follow Prometheus conventions: the `cloudwarden_` prefix, base units
+//! (`_seconds`, `_bytes`), `_total` on counters. Label values are bounded
+//! sets (source names, outcomes, AWS operations and error codes), never
+//! event content.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// The metrics of the state store.
+#[derive(Clone)]
+pub struct StateMetrics {
+    /// Committed write transactions, by outcome (`ok`, `error`).
+    pub commits: IntCounterVec,
+    /// How long write transactions take, including the fsync.
+    pub commit_seconds: Histogram,
+    /// Records removed because they expired.
+    pub purged: IntCounter,
+}
+
+/// The metrics of the channels between pipeline stages.
+#[derive(Clone)]
+pub struct PipelineMetrics {
+    /// Events that entered the pipeline, by source.
+    pub events_in: IntCounterVec,
+    /// Sends that found the channel full and waited: back-pressure on sources.
+    pub channel_full: IntCounterVec,
+    /// Events waiting in the channel to detection.
+    pub queued: IntGauge,
+    /// Events detection has finished with, by source.
+    pub events_processed: IntCounterVec,
+}
+
+impl std::fmt::Debug for PipelineMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PipelineMetrics")
+    }
+}
+
+/// The metrics of sources.
+#[derive(Clone)]
+pub struct SourceMetrics {
+    /// Whether each configured source has completed a poll (1) or not (0).
+    pub ready: IntGaugeVec,
+}
+
+/// The metrics of AWS calls.
+#[derive(Clone)]
+pub struct AwsMetrics {
+    /// Calls made, by service and operation.
+    pub calls: IntCounterVec,
+    /// Calls that failed, by service, operation and AWS error code.
+    pub errors: IntCounterVec,
+}
+
+/// All of cloudwarden's metrics and the registry that exports them. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// The state store.
+    pub state: StateMetrics,
+    /// The pipeline's channels.
+    pub pipeline: PipelineMetrics,
+    /// Sources.
+    pub sources: SourceMetrics,
+    /// AWS calls.
+    pub aws: AwsMetrics,
+    /// 1 when `/readyz` answers 200.
+    pub ready: IntGauge,
+}
+
+impl Metrics {
+    /// Registers every metric, with `cloudwarden_build_info` and process metrics.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let r = Registrar(&registry);
+        let build_info = r.gauge_vec(
+            "cloudwarden_build_info",
+            "Always 1; the labels say which build is running.",
+            &["version"],
+        )?;
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let start_time = r.gauge("cloudwarden_start_time_seconds", "When the process started, in Unix seconds.")?;
+        start_time.set(unix_now());
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::new(
+            std::process::id() as i32,
+            "cloudwarden",
+        )))?;
+        Ok(Metrics {
+            state: StateMetrics {
+                commits: r.counter_vec(
+                    "cloudwarden_state_commits_total",
+                    "State store write transactions, by outcome.",
+                    &["outcome"],
+                )?,
+                commit_seconds: r.histogram(
+                    "cloudwarden_state_commit_duration_seconds",
+                    "Time to commit a state store write transaction, fsync included.",
+                )?,
+                purged: r.counter(
+                    "cloudwarden_state_expired_records_purged_total",
+                    "State records removed because they expired.",
+                )?,
+            },
+            pipeline: PipelineMetrics {
+                events_in: r.counter_vec(
+                    "cloudwarden_pipeline_events_total",
+                    "Events that entered the pipeline, by source.",
+                    &["source"],
+                )?,
+                channel_full: r.counter_vec(
+                    "cloudwarden_pipeline_channel_full_total",
+                    "Sends that found the channel to detection full and waited, by source.",
+                    &["source"],
+                )?,
+                queued: r.gauge(
+                    "cloudwarden_pipeline_queued_events",
+                    "Events waiting in the channel to detection.",
+                )?,
+                events_processed: r.counter_vec(
+                    "cloudwarden_events_processed_total",
+                    "Events detection has finished with, by source.",
+                    &["source"],
+                )?,
+            },
+            sources: SourceMetrics {
+                ready: r.gauge_vec(
+                    "cloudwarden_source_ready",
+                    "1 once a source has completed a poll, else 0.",
+                    &["source", "kind"],
+                )?,
+            },
+            aws: AwsMetrics {
+                calls: r.counter_vec(
+                    "cloudwarden_aws_calls_total",
+                    "AWS API calls, by service and operation.",
+                    &["service", "operation"],
+                )?,
+                errors: r.counter_vec(
+                    "cloudwarden_aws_errors_total",
+                    "Failed AWS API calls, by service, operation and error code.",
+                    &["service", "operation", "code"],
+                )?,
+            },
+            ready: r.gauge("cloudwarden_ready", "1 when /readyz answers 200, else 0.")?,
+            registry,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding into a Vec cannot fail for the text format; a failure would
+        // leave a partial page, which Prometheus reports as a scrape error.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8_lossy(&buffer).into_owned()
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Creates metrics and registers them in one step.
+struct Registrar<'a>(&'a Registry);
+
+impl Registrar<'_> {
+    fn register<T: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        metric: T,
+    ) -> Result<T, prometheus::Error> {
+        self.0.register(Box::new(metric.clone()))?;
+        Ok(metric)
+    }
+
+    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+        self.register(IntCounter::new(name, help)?)
+    }
+
+    fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
+        self.register(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+        self.register(IntGauge::new(name, help)?)
+    }
+
+    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec, prometheus::Error> {
+        self.register(IntGaugeVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn histogram(&self, name: &str, help: &str) -> Result<Histogram, prometheus::Error> {
+        let buckets = vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+        self.register(Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_build_info_and_follows_naming_conventions() {
+        let metrics = Metrics::new().unwrap();
+        metrics.pipeline.events_in.with_label_values(&["a"]).inc();
+        metrics.state.commits.with_label_values(&["ok"]).inc();
+        let text = metrics.render();
+        let expected = format!("cloudwarden_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+        assert!(text.contains(&expected), "{text}");
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let mut parts = line.split_whitespace().skip(2);
+            let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());
+            assert!(name.starts_with("cloudwarden_"), "{line}");
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
+        }
+    }
+}
