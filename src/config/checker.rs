@@ -45,20 +45,28 @@ impl<'a> Checker<'a> {
         });
     }
 
-    /// Where the value at `key` came from: the provider figment took it from.
+    /// Where the value at `key` came from: the environment when figment took
+    /// it from there, else the file when the file sets it (or the table it
+    /// belongs in), else the defaults.
     fn origin(&self, key: &KeyPath) -> Origin {
-        let Some(metadata) = self.figment.find_metadata(&key.figment_key()) else {
+        let metadata = self.figment.find_metadata(&key.figment_key());
+        if metadata.is_some_and(|m| m.source.is_none() && m.name.contains("environment")) {
+            return Origin::Env { var: key.env_var() };
+        }
+        let Some(file) = self.file else {
             return Origin::Default;
         };
-        match (&metadata.source, self.file) {
-            (Some(figment::Source::File(path)), Some(file)) if path == file.path() => {
-                Origin::File {
-                    path: path.clone(),
-                    position: file.position(key),
-                }
-            }
-            _ if metadata.name.contains("environment") => Origin::Env { var: key.env_var() },
-            _ => Origin::Default,
+        let from_file = metadata.is_some_and(|m| matches!(&m.source, Some(figment::Source::File(p)) if p == file.path()));
+        match file.position(key) {
+            Some(position) => Origin::File {
+                path: file.path().to_owned(),
+                position: Some(position),
+            },
+            None if from_file => Origin::File {
+                path: file.path().to_owned(),
+                position: None,
+            },
+            None => Origin::Default,
         }
     }
 

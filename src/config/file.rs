@@ -59,24 +59,27 @@ impl ConfigFile {
         &self.path
     }
 
-    /// 1-based line and column of `key` in this file, when the file sets it.
+    /// 1-based line and column of `key` in this file. When the file does not
+    /// set `key` itself, the position of the nearest enclosing table or entry
+    /// it does have, so that a missing key points at where it belongs.
     pub(super) fn position(&self, key: &KeyPath) -> Option<(usize, usize)> {
         let mut item = self.document.as_item();
-        let mut span = None;
+        let mut found = None;
         for segment in &key.0 {
-            match segment {
+            let (span, next) = match segment {
                 Segment::Key(name) => {
-                    span = key_span(item, name);
-                    item = item.get(name.as_str())?;
+                    let Some(next) = item.get(name.as_str()) else { break };
+                    (key_span(item, name).or_else(|| next.span()), next)
                 }
                 Segment::Index(index) => {
-                    item = item.get(*index)?;
-                    span = item.span();
+                    let Some(next) = item.get(*index) else { break };
+                    (next.span(), next)
                 }
-            }
+            };
+            found = span.or(found);
+            item = next;
         }
-        span.or_else(|| item.span())
-            .map(|span| line_column(&self.text, span.start))
+        found.map(|span| line_column(&self.text, span.start))
     }
 }
 
@@ -132,6 +135,8 @@ mod tests {
         let cis = KeyPath::root("alarms").key("cis").key("enabled");
         assert_eq!(f.position(&cis), Some((10, 9)));
         assert_eq!(f.position(&KeyPath::root("log").key("level")), None);
+        let missing = KeyPath::root("sources").index(1).key("name");
+        assert_eq!(f.position(&missing), Some((7, 1)));
     }
 
     #[test]

@@ -165,3 +165,6 @@ pub struct CisConfig {
     /// The topic the alarms notify; required when enabled.
     pub topic_arn: Option<String>,
 }
+
+#[cfg(test)]
+mod tests;
