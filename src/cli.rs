@@ -99,7 +99,11 @@ fn validate(location: &ConfigLocation) -> ExitCode {
                 config.sources.len(),
                 if config.sources.len() == 1 { "" } else { "s" },
                 config.alerts.sns.len(),
-                if config.alerts.sns.len() == 1 { "" } else { "s" },
+                if config.alerts.sns.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
             );
             ExitCode::SUCCESS
         }

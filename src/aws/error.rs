@@ -26,7 +26,11 @@ pub struct AwsError {
 
 impl AwsError {
     /// Describes `err`, raised by `service`'s `operation`.
-    pub fn from_sdk<E>(service: &'static str, operation: &'static str, err: &SdkError<E, HttpResponse>) -> Self
+    pub fn from_sdk<E>(
+        service: &'static str,
+        operation: &'static str,
+        err: &SdkError<E, HttpResponse>,
+    ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -35,7 +39,8 @@ impl AwsError {
                 let e = service_err.err();
                 let status = service_err.raw().status().as_u16();
                 (
-                    e.code().map_or_else(|| format!("HTTP{status}"), str::to_owned),
+                    e.code()
+                        .map_or_else(|| format!("HTTP{status}"), str::to_owned),
                     e.message().unwrap_or("no message").to_owned(),
                 )
             }

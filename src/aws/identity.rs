@@ -15,7 +15,10 @@ pub struct CallerIdentity {
 }
 
 /// Asks STS `GetCallerIdentity`, which needs no IAM permission.
-pub async fn caller_identity(sdk: &SdkConfig, metrics: &AwsMetrics) -> Result<CallerIdentity, AwsError> {
+pub async fn caller_identity(
+    sdk: &SdkConfig,
+    metrics: &AwsMetrics,
+) -> Result<CallerIdentity, AwsError> {
     const SERVICE: &str = "sts";
     const OPERATION: &str = "GetCallerIdentity";
     metrics.calls.with_label_values(&[SERVICE, OPERATION]).inc();

@@ -161,12 +161,30 @@ mod tests {
 
     #[test]
     fn throttling_5xx_and_transport_failures_are_retriable_and_the_rest_is_not() {
-        assert_eq!(classify(&service_error("ThrottlingException", 400)), ErrorClass::Throttled);
-        assert_eq!(classify(&service_error("Whatever", 429)), ErrorClass::Throttled);
-        assert_eq!(classify(&service_error("InternalFailure", 500)), ErrorClass::Transient);
-        assert_eq!(classify(&service_error("Unknown", 503)), ErrorClass::Transient);
-        assert_eq!(classify(&service_error("AccessDenied", 403)), ErrorClass::Permanent);
-        assert_eq!(classify(&service_error("ValidationError", 400)), ErrorClass::Permanent);
+        assert_eq!(
+            classify(&service_error("ThrottlingException", 400)),
+            ErrorClass::Throttled
+        );
+        assert_eq!(
+            classify(&service_error("Whatever", 429)),
+            ErrorClass::Throttled
+        );
+        assert_eq!(
+            classify(&service_error("InternalFailure", 500)),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(&service_error("Unknown", 503)),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(&service_error("AccessDenied", 403)),
+            ErrorClass::Permanent
+        );
+        assert_eq!(
+            classify(&service_error("ValidationError", 400)),
+            ErrorClass::Permanent
+        );
         let timeout: SdkError<ErrorMetadata, HttpResponse> =
             SdkError::timeout_error("operation timed out");
         assert_eq!(classify(&timeout), ErrorClass::Transient);
@@ -185,7 +203,10 @@ mod tests {
         let waits: Vec<Duration> = (0..20).map(|_| backoff.next_delay()).collect();
         for (n, wait) in waits.iter().enumerate() {
             let nominal = base.saturating_mul(2u32.saturating_pow(n as u32)).min(cap);
-            assert!(*wait >= nominal / 2 && *wait <= nominal, "wait {n}: {wait:?} vs {nominal:?}");
+            assert!(
+                *wait >= nominal / 2 && *wait <= nominal,
+                "wait {n}: {wait:?} vs {nominal:?}"
+            );
         }
         assert!(waits[19] >= cap / 2);
         assert_eq!(backoff.attempts(), 20);

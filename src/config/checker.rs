@@ -56,7 +56,9 @@ impl<'a> Checker<'a> {
         let Some(file) = self.file else {
             return Origin::Default;
         };
-        let from_file = metadata.is_some_and(|m| matches!(&m.source, Some(figment::Source::File(p)) if p == file.path()));
+        let from_file = metadata.is_some_and(
+            |m| matches!(&m.source, Some(figment::Source::File(p)) if p == file.path()),
+        );
         match file.position(key) {
             Some(position) => Origin::File {
                 path: file.path().to_owned(),
@@ -141,8 +143,9 @@ impl<'a> Checker<'a> {
             }
         }
         self.parsed(key, leaf, |text| {
-            let duration = humantime::parse_duration(text)
-                .map_err(|err| format!("invalid duration \"{text}\": {err} (try \"30s\" or \"15m\")"))?;
+            let duration = humantime::parse_duration(text).map_err(|err| {
+                format!("invalid duration \"{text}\": {err} (try \"30s\" or \"15m\")")
+            })?;
             if duration < min || duration > max {
                 return Err(format!(
                     "duration \"{text}\" is out of range: it must be between {} and {}",
@@ -155,7 +158,12 @@ impl<'a> Checker<'a> {
     }
 
     /// A required leaf: a missing one is reported.
-    pub(super) fn required<T>(&mut self, key: &KeyPath, value: Option<T>, leaf: &Leaf) -> Option<T> {
+    pub(super) fn required<T>(
+        &mut self,
+        key: &KeyPath,
+        value: Option<T>,
+        leaf: &Leaf,
+    ) -> Option<T> {
         if leaf.is_none() {
             self.report(key, "missing required key");
         }

@@ -61,7 +61,10 @@ impl<'de> Deserializer<'de> for FieldNames<'_> {
 mod tests {
     #[test]
     fn reads_the_fields_of_a_raw_section() {
-        assert_eq!(super::of::<super::super::raw::RawLog>(), &["level", "format"]);
+        assert_eq!(
+            super::of::<super::super::raw::RawLog>(),
+            &["level", "format"]
+        );
         assert!(super::of::<String>().is_empty());
     }
 }

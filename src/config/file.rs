@@ -68,7 +68,9 @@ impl ConfigFile {
         for segment in &key.0 {
             let (span, next) = match segment {
                 Segment::Key(name) => {
-                    let Some(next) = item.get(name.as_str()) else { break };
+                    let Some(next) = item.get(name.as_str()) else {
+                        break;
+                    };
                     (key_span(item, name).or_else(|| next.span()), next)
                 }
                 Segment::Index(index) => {
@@ -96,7 +98,11 @@ fn key_span(item: &Item, name: &str) -> Option<Range<usize>> {
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |tail| tail.chars().count()) + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map_or(0, |tail| tail.chars().count())
+        + 1;
     (line, column)
 }
 

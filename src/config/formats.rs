@@ -9,13 +9,20 @@ pub(super) fn region(text: &str) -> Result<String, String> {
     let parts: Vec<&str> = text.split('-').collect();
     let well_formed = parts.len() >= 3
         && parts.iter().all(|part| {
-            !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         })
-        && parts.last().is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()));
+        && parts
+            .last()
+            .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()));
     if well_formed {
         Ok(text.to_owned())
     } else {
-        Err(format!("invalid AWS Region \"{text}\" (expected a name such as us-east-1)"))
+        Err(format!(
+            "invalid AWS Region \"{text}\" (expected a name such as us-east-1)"
+        ))
     }
 }
 
@@ -25,10 +32,16 @@ pub(super) fn http_url(text: &str) -> Result<String, String> {
         .strip_prefix("https://")
         .or_else(|| text.strip_prefix("http://"));
     match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace) => {
+        Some(rest)
+            if !rest.is_empty()
+                && !rest.starts_with('/')
+                && !rest.contains(char::is_whitespace) =>
+        {
             Ok(text.to_owned())
         }
-        _ => Err(format!("invalid URL \"{text}\" (expected http://host[:port] or https://host[:port])")),
+        _ => Err(format!(
+            "invalid URL \"{text}\" (expected http://host[:port] or https://host[:port])"
+        )),
     }
 }
 
@@ -56,7 +69,9 @@ pub(super) fn account_id(text: &str) -> Result<String, String> {
     if text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit()) {
         Ok(text.to_owned())
     } else {
-        Err(format!("invalid AWS account id \"{text}\" (expected 12 digits)"))
+        Err(format!(
+            "invalid AWS account id \"{text}\" (expected 12 digits)"
+        ))
     }
 }
 
@@ -76,7 +91,8 @@ pub(super) fn log_group(text: &str) -> Result<String, String> {
 pub(super) fn component_name(text: &str) -> Result<String, String> {
     let mut chars = text.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if first_ok && text.len() <= 64 && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+    if first_ok && text.len() <= 64 && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
         Ok(text.to_owned())
     } else {
         Err(format!(
@@ -109,7 +125,10 @@ pub(super) fn one_of<T: Copy>(text: &str, choices: &[(&str, T)]) -> Result<T, St
         .map(|(_, value)| *value)
         .ok_or_else(|| {
             let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
-            format!("invalid value \"{text}\" (expected one of: {})", names.join(", "))
+            format!(
+                "invalid value \"{text}\" (expected one of: {})",
+                names.join(", ")
+            )
         })
 }
 
@@ -119,7 +138,12 @@ mod tests {
 
     #[test]
     fn accepts_real_names_and_refuses_near_misses() {
-        for ok in ["us-east-1", "us-gov-west-1", "ap-southeast-4", "il-central-1"] {
+        for ok in [
+            "us-east-1",
+            "us-gov-west-1",
+            "ap-southeast-4",
+            "il-central-1",
+        ] {
             assert!(region(ok).is_ok(), "{ok}");
         }
         for bad in ["us-east", "US-EAST-1", "useast1", "us--1", ""] {

@@ -33,9 +33,11 @@ impl ConfigLocation {
 /// Loads and validates the configuration, reporting every problem at once.
 pub fn load(location: &ConfigLocation) -> Result<Config, ConfigErrors> {
     let file = if location.is_used() {
-        Some(ConfigFile::read(&location.path).map_err(|problem| ConfigErrors {
-            problems: vec![problem],
-        })?)
+        Some(
+            ConfigFile::read(&location.path).map_err(|problem| ConfigErrors {
+                problems: vec![problem],
+            })?,
+        )
     } else {
         None
     };

@@ -106,7 +106,14 @@ impl Kind {
     fn keys(self) -> &'static [&'static str] {
         match self {
             Kind::Lookup => &["interval", "regions", "lookback"],
-            Kind::Logs => &["interval", "log_group", "log_group_prefix", "filter_pattern", "stream_prefix", "format"],
+            Kind::Logs => &[
+                "interval",
+                "log_group",
+                "log_group_prefix",
+                "filter_pattern",
+                "stream_prefix",
+                "format",
+            ],
             // SQS sources long-poll continuously, so they have no interval.
             Kind::S3Sqs | Kind::EventBridgeSqs => &["queue_url"],
         }
@@ -138,7 +145,10 @@ pub(super) fn sources(c: &mut Checker<'_>, value: Option<&Value>) -> Option<Vec<
         let source = source(c, &ek, entry);
         if let Some(source) = &source {
             if !names.insert(source.name.clone()) {
-                c.report(&ek.key("name"), format!("duplicate source name \"{}\"", source.name));
+                c.report(
+                    &ek.key("name"),
+                    format!("duplicate source name \"{}\"", source.name),
+                );
             }
         }
         match (all.as_mut(), source) {
@@ -151,7 +161,9 @@ pub(super) fn sources(c: &mut Checker<'_>, value: Option<&Value>) -> Option<Vec<
 
 fn source(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<SourceConfig> {
     let r: RawSource = c.section(k, Some(entry));
-    let kind = c.parsed(&k.key("kind"), &r.kind, |text| formats::one_of(text, &KINDS));
+    let kind = c.parsed(&k.key("kind"), &r.kind, |text| {
+        formats::one_of(text, &KINDS)
+    });
     let kind = c.required(&k.key("kind"), kind, &r.kind);
     let name = c.parsed(&k.key("name"), &r.name, formats::component_name);
     let name = c.required(&k.key("name"), name, &r.name);
@@ -162,7 +174,10 @@ fn source(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<SourceConfi
                 &k.key(key),
                 format!(
                     "does not apply to sources of kind {} (keys for it: {})",
-                    KINDS.iter().find(|(_, x)| *x == kind).map_or("?", |(n, _)| n),
+                    KINDS
+                        .iter()
+                        .find(|(_, x)| *x == kind)
+                        .map_or("?", |(n, _)| n),
                     kind.keys().join(", ")
                 ),
             );
@@ -170,7 +185,12 @@ fn source(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<SourceConfi
     }
     let interval = match kind.default_interval() {
         Some(default) => c
-            .duration(&k.key("interval"), &r.interval, Duration::from_secs(1), Duration::from_secs(86_400))
+            .duration(
+                &k.key("interval"),
+                &r.interval,
+                Duration::from_secs(1),
+                Duration::from_secs(86_400),
+            )
             .or(r.interval.is_none().then_some(default)),
         None => None,
     };
@@ -178,7 +198,9 @@ fn source(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<SourceConfi
         Kind::Lookup => lookup(c, k, &r),
         Kind::Logs => logs(c, k, &r),
         Kind::S3Sqs => queue_url(c, k, &r).map(|queue_url| SourceKind::S3Sqs { queue_url }),
-        Kind::EventBridgeSqs => queue_url(c, k, &r).map(|queue_url| SourceKind::EventBridgeSqs { queue_url }),
+        Kind::EventBridgeSqs => {
+            queue_url(c, k, &r).map(|queue_url| SourceKind::EventBridgeSqs { queue_url })
+        }
     };
     Some(SourceConfig {
         name: name?,
@@ -212,7 +234,12 @@ fn lookup(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<SourceKind>
         }
     }
     // LookupEvents only reaches 90 days back.
-    let lookback = c.duration(&k.key("lookback"), &r.lookback, Duration::from_secs(60), Duration::from_secs(90 * 86_400));
+    let lookback = c.duration(
+        &k.key("lookback"),
+        &r.lookback,
+        Duration::from_secs(60),
+        Duration::from_secs(90 * 86_400),
+    );
     let lookback = match (&r.lookback, lookback) {
         (None, _) => Duration::from_secs(15 * 60),
         (Some(_), lookback) => lookback?,
@@ -222,14 +249,24 @@ fn lookup(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<SourceKind>
 
 fn logs(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<SourceKind> {
     let name = c.parsed(&k.key("log_group"), &r.log_group, formats::log_group);
-    let prefix = c.parsed(&k.key("log_group_prefix"), &r.log_group_prefix, formats::log_group);
+    let prefix = c.parsed(
+        &k.key("log_group_prefix"),
+        &r.log_group_prefix,
+        formats::log_group,
+    );
     let log_group = match (&r.log_group, &r.log_group_prefix) {
         (Some(_), Some(_)) => {
-            c.report(&k.key("log_group_prefix"), "set either log_group or log_group_prefix, not both");
+            c.report(
+                &k.key("log_group_prefix"),
+                "set either log_group or log_group_prefix, not both",
+            );
             None
         }
         (None, None) => {
-            c.report(&k.key("log_group"), "missing: a cloudwatch_logs source needs log_group or log_group_prefix");
+            c.report(
+                &k.key("log_group"),
+                "missing: a cloudwatch_logs source needs log_group or log_group_prefix",
+            );
             None
         }
         (Some(_), None) => name.map(LogGroupSelector::Name),
@@ -242,7 +279,9 @@ fn logs(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<SourceKind> {
         ("json", RecordFormat::Json),
         ("text", RecordFormat::Text),
     ];
-    let format = c.parsed(&k.key("format"), &r.format, |t| formats::one_of(t, &formats_allowed));
+    let format = c.parsed(&k.key("format"), &r.format, |t| {
+        formats::one_of(t, &formats_allowed)
+    });
     Some(SourceKind::CloudWatchLogs {
         log_group: log_group?,
         filter_pattern,

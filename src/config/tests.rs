@@ -32,7 +32,10 @@ fn the_defaults_alone_are_valid() {
         };
         let config = load(&absent).unwrap();
         assert_eq!(config.metrics.listen, "127.0.0.1:9898".parse().unwrap());
-        assert_eq!(config.state.path, PathBuf::from("/var/lib/cloudwarden/state.redb"));
+        assert_eq!(
+            config.state.path,
+            PathBuf::from("/var/lib/cloudwarden/state.redb")
+        );
         assert_eq!(config.daemon.shutdown_grace, Duration::from_secs(10));
         assert_eq!(config.log.format, LogFormat::Auto);
         assert!(config.sources.is_empty() && config.rules.builtin && !config.alarms.cis.enabled);
@@ -54,7 +57,10 @@ fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
         assert_eq!(config.metrics.listen, "0.0.0.0:9898".parse().unwrap());
         assert_eq!(config.log.level, "debug");
         assert_eq!(config.aws.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(config.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(
+            config.aws.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
         Ok(())
     });
 }
@@ -121,13 +127,19 @@ fn environment_problems_name_the_variable() {
             path: PathBuf::from("absent.toml"),
             explicit: false,
         };
-        let found: Vec<String> = load(&absent).unwrap_err().problems.iter().map(ToString::to_string).collect();
+        let found: Vec<String> = load(&absent)
+            .unwrap_err()
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert!(
             found.iter().any(|p| p.starts_with("environment variable CLOUDWARDEN_METRICS__LISTEN: metrics.listen: invalid listen address")),
             "{found:#?}"
         );
         assert!(
-            found.iter().any(|p| p.starts_with("environment variable CLOUDWARDEN_LOG__LEVL: log.levl: unknown key")),
+            found.iter().any(|p| p
+                .starts_with("environment variable CLOUDWARDEN_LOG__LEVL: log.levl: unknown key")),
             "{found:#?}"
         );
         Ok(())
@@ -137,11 +149,17 @@ fn environment_problems_name_the_variable() {
 #[test]
 fn a_named_file_must_exist_and_parse() {
     Jail::expect_with(|jail| {
-        assert_eq!(problems("missing.toml"), ["missing.toml: configuration file not found"]);
+        assert_eq!(
+            problems("missing.toml"),
+            ["missing.toml: configuration file not found"]
+        );
         jail.create_file("broken.toml", "[log]\nlevel = \"info\"\nformat = json\n")?;
         let found = problems("broken.toml");
         assert_eq!(found.len(), 1);
-        assert!(found[0].starts_with("broken.toml:3:10: invalid TOML"), "{found:?}");
+        assert!(
+            found[0].starts_with("broken.toml:3:10: invalid TOML"),
+            "{found:?}"
+        );
         Ok(())
     });
 }
@@ -228,7 +246,10 @@ min_level = "severe"
             "c.toml:11:9: alarms.cis.topic_arn: missing: required when alarms.cis.enabled = true",
             "c.toml:16:1: alerts.sns[0].min_level: unknown level \"severe\"",
         ] {
-            assert!(found.iter().any(|p| p.contains(expected)), "missing {expected:?} in {found:#?}");
+            assert!(
+                found.iter().any(|p| p.contains(expected)),
+                "missing {expected:?} in {found:#?}"
+            );
         }
         Ok(())
     });

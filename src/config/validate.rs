@@ -31,7 +31,10 @@ pub(super) fn config(figment: &Figment, c: &mut Checker<'_>) -> Option<Config> {
         Ok(root) => root,
         Err(errors) => {
             for error in errors {
-                let key = error.path.iter().fold(KeyPath::default(), |path, k| path.key(k));
+                let key = error
+                    .path
+                    .iter()
+                    .fold(KeyPath::default(), |path, k| path.key(k));
                 c.report(&key, error.kind.to_string());
             }
             return None;
@@ -96,18 +99,15 @@ fn metrics(c: &mut Checker<'_>, raw: &RawConfig) -> Option<MetricsConfig> {
 fn log(c: &mut Checker<'_>, raw: &RawConfig) -> Option<LogConfig> {
     let k = KeyPath::root("log");
     let r: RawLog = c.section(&k, raw.log.as_ref());
-    let level = c.parsed(&k.key("level"), &r.level, |text| {
-        tracing_subscriber::EnvFilter::builder()
-            .parse(text)
-            .map(|_| text.to_owned())
-            .map_err(|err| format!("invalid log level \"{text}\": {err} (try \"info\" or \"info,cloudwarden=debug\")"))
-    });
+    let level = c.parsed(&k.key("level"), &r.level, log_level);
     let formats_allowed = [
         ("auto", LogFormat::Auto),
         ("json", LogFormat::Json),
         ("text", LogFormat::Text),
     ];
-    let format = c.parsed(&k.key("format"), &r.format, |text| formats::one_of(text, &formats_allowed));
+    let format = c.parsed(&k.key("format"), &r.format, |text| {
+        formats::one_of(text, &formats_allowed)
+    });
     Some(LogConfig {
         level: c.required(&k.key("level"), level, &r.level)?,
         format: c.required(&k.key("format"), format, &r.format)?,
@@ -132,7 +132,10 @@ fn pipeline(c: &mut Checker<'_>, raw: &RawConfig) -> Option<PipelineConfig> {
     let capacity = match capacity {
         Some(n) if (1..=1_000_000).contains(&n) => usize::try_from(n).ok(),
         Some(n) => {
-            c.report(&key, format!("{n} is out of range: it must be between 1 and 1000000"));
+            c.report(
+                &key,
+                format!("{n} is out of range: it must be between 1 and 1000000"),
+            );
             None
         }
         None => None,
@@ -150,14 +153,21 @@ fn rules(c: &mut Checker<'_>, raw: &RawConfig) -> Option<RulesConfig> {
     let mut all_exist = true;
     for (i, path) in paths.iter().flatten().enumerate() {
         if !std::path::Path::new(path).exists() {
-            c.report(&k.key("paths").index(i), format!("no such rule file or folder \"{path}\""));
+            c.report(
+                &k.key("paths").index(i),
+                format!("no such rule file or folder \"{path}\""),
+            );
             all_exist = false;
         }
     }
     let disabled: Option<Vec<String>> = c.value(&k.key("disabled"), &r.disabled);
     Some(RulesConfig {
         builtin: c.required(&k.key("builtin"), builtin, &r.builtin)?,
-        paths: paths.filter(|_| all_exist)?.into_iter().map(PathBuf::from).collect(),
+        paths: paths
+            .filter(|_| all_exist)?
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
         disabled: disabled.unwrap_or_default(),
     })
 }
@@ -202,11 +212,15 @@ fn alarms(c: &mut Checker<'_>, raw: &RawConfig) -> Option<AlarmsConfig> {
     if enabled {
         for (name, leaf) in [("log_group", &r.log_group), ("topic_arn", &r.topic_arn)] {
             if leaf.is_none() {
-                c.report(&ck.key(name), "missing: required when alarms.cis.enabled = true");
+                c.report(
+                    &ck.key(name),
+                    "missing: required when alarms.cis.enabled = true",
+                );
             }
         }
     }
-    let bad = (r.log_group.is_some() && log_group.is_none()) || (r.topic_arn.is_some() && topic_arn.is_none());
+    let bad = (r.log_group.is_some() && log_group.is_none())
+        || (r.topic_arn.is_some() && topic_arn.is_none());
     if bad || (enabled && (log_group.is_none() || topic_arn.is_none())) {
         return None;
     }
@@ -217,4 +231,21 @@ fn alarms(c: &mut Checker<'_>, raw: &RawConfig) -> Option<AlarmsConfig> {
             topic_arn,
         },
     })
+}
+
+/// A level (`info`) or tracing directives (`info,cloudwarden=debug`). A bare
+/// word that is not a level is refused even though tracing would read it as
+/// a target name, because here it is almost always a misspelt level.
+fn log_level(text: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let help = "expected trace, debug, info, warn, error or off, or directives such as \"info,cloudwarden=debug\"";
+    for directive in text.split(',').map(str::trim) {
+        if !directive.contains('=') && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!("invalid log level \"{text}\" ({help})"));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(text)
+        .map(|_| text.to_owned())
+        .map_err(|err| format!("invalid log level \"{text}\": {err} ({help})"))
 }

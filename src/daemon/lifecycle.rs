@@ -81,7 +81,8 @@ impl Daemon {
             admin,
         };
 
-        let (events, receiver) = pipeline::channel(config.pipeline.channel_capacity, metrics.pipeline.clone());
+        let (events, receiver) =
+            pipeline::channel(config.pipeline.channel_capacity, metrics.pipeline.clone());
         daemon.supervise("detection", async move {
             let summary = DetectionStage::new(receiver).run().await;
             tracing::info!(events = summary.events, "detection stage drained");
@@ -162,7 +163,8 @@ impl Daemon {
     /// the daemon becomes unhealthy and stops.
     fn supervise(&self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
         let inner = tokio::spawn(task);
-        let (stop, status, failure) = (self.stop.clone(), self.status.clone(), self.failure.clone());
+        let (stop, status, failure) =
+            (self.stop.clone(), self.status.clone(), self.failure.clone());
         self.tasks.spawn(async move {
             let detail = match inner.await {
                 Ok(()) if stop.is_cancelled() => return,
@@ -211,10 +213,14 @@ impl Daemon {
                     _ = ticker.tick() => {}
                 }
                 let state = state.clone();
-                match tokio::task::spawn_blocking(move || state.purge_expired(SystemTime::now())).await {
+                match tokio::task::spawn_blocking(move || state.purge_expired(SystemTime::now()))
+                    .await
+                {
                     Ok(Ok(0)) => {}
                     Ok(Ok(purged)) => tracing::debug!(purged, "expired state records removed"),
-                    Ok(Err(err)) => tracing::warn!(error = %err, "cannot remove expired state records"),
+                    Ok(Err(err)) => {
+                        tracing::warn!(error = %err, "cannot remove expired state records")
+                    }
                     Err(err) => tracing::warn!(error = %err, "state housekeeping task failed"),
                 }
             }
@@ -245,7 +251,12 @@ fn spawn_admin(
     stop: &CancellationToken,
     failure: &CancellationToken,
 ) -> JoinHandle<std::io::Result<()>> {
-    let (metrics, status, stop, failure) = (metrics.clone(), status.clone(), stop.clone(), failure.clone());
+    let (metrics, status, stop, failure) = (
+        metrics.clone(),
+        status.clone(),
+        stop.clone(),
+        failure.clone(),
+    );
     tokio::spawn(async move {
         let result = admin::serve(listener, metrics, status.clone(), stop).await;
         if let Err(err) = &result {

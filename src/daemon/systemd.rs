@@ -15,7 +15,10 @@ pub(super) fn ready() {
 
 /// Tells systemd the daemon is stopping.
 pub(super) fn stopping() {
-    notify(&[NotifyState::Stopping, NotifyState::Status("draining the pipeline")]);
+    notify(&[
+        NotifyState::Stopping,
+        NotifyState::Status("draining the pipeline"),
+    ]);
 }
 
 /// When the unit sets `WatchdogSec`, pings at half that interval while the
@@ -35,7 +38,10 @@ pub(super) fn spawn_watchdog(status: Status, stop: CancellationToken) -> Option<
             match status.healthy() {
                 Ok(()) => notify(&[NotifyState::Watchdog]),
                 Err(failures) => {
-                    tracing::error!(?failures, "unhealthy: withholding the systemd watchdog ping");
+                    tracing::error!(
+                        ?failures,
+                        "unhealthy: withholding the systemd watchdog ping"
+                    );
                 }
             }
         }

@@ -66,7 +66,11 @@ mod tests {
         }
         drop(tx);
         assert_eq!(stage.await.unwrap().events, 100);
-        let processed = metrics.pipeline.events_processed.with_label_values(&["s"]).get();
+        let processed = metrics
+            .pipeline
+            .events_processed
+            .with_label_values(&["s"])
+            .get();
         assert_eq!(processed, 100);
         assert_eq!(metrics.pipeline.queued.get(), 0);
     }

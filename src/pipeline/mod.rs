@@ -60,7 +60,10 @@ impl EventSender {
             Ok(()) => {}
             Err(TrySendError::Closed(_)) => return Err(PipelineClosed),
             Err(TrySendError::Full(event)) => {
-                self.metrics.channel_full.with_label_values(&[&source]).inc();
+                self.metrics
+                    .channel_full
+                    .with_label_values(&[&source])
+                    .inc();
                 self.tx.send(event).await.map_err(|_| PipelineClosed)?;
             }
         }

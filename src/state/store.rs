@@ -26,7 +26,9 @@ pub struct StateStore {
 
 impl std::fmt::Debug for StateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("StateStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -102,7 +104,9 @@ impl StateStore {
         if let Some(metrics) = &self.metrics {
             let outcome = if result.is_ok() { "ok" } else { "error" };
             metrics.commits.with_label_values(&[outcome]).inc();
-            metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+            metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
         }
         result
     }
@@ -262,7 +266,9 @@ fn open_error(path: &Path, err: DatabaseError) -> StateError {
             }
         }
         DatabaseError::Storage(StorageError::Io(source)) => StateError::Io { path, source },
-        DatabaseError::Storage(StorageError::Corrupted(detail)) => StateError::Corrupt { path, detail },
+        DatabaseError::Storage(StorageError::Corrupted(detail)) => {
+            StateError::Corrupt { path, detail }
+        }
         DatabaseError::UpgradeRequired(version) => StateError::Corrupt {
             path,
             detail: format!("written in redb file format {version}, which needs an upgrade"),
@@ -303,11 +309,22 @@ mod tests {
         let later = now + Duration::from_secs(60);
         store.put_record("dedup", "a", &"x", Some(later)).unwrap();
         store.put_record("dedup", "b", &"y", None).unwrap();
-        store.put_record("other", "a", &"z", Some(now + Duration::from_secs(1))).unwrap();
-        assert_eq!(store.record::<String>("dedup", "a", now).unwrap().as_deref(), Some("x"));
+        store
+            .put_record("other", "a", &"z", Some(now + Duration::from_secs(1)))
+            .unwrap();
+        assert_eq!(
+            store
+                .record::<String>("dedup", "a", now)
+                .unwrap()
+                .as_deref(),
+            Some("x")
+        );
         assert_eq!(store.record::<String>("dedup", "a", later).unwrap(), None);
         let live: Vec<(String, String)> = store.records("dedup", now, 10).unwrap();
-        assert_eq!(live, vec![("a".into(), "x".into()), ("b".into(), "y".into())]);
+        assert_eq!(
+            live,
+            vec![("a".into(), "x".into()), ("b".into(), "y".into())]
+        );
         assert_eq!(store.records::<String>("dedup", now, 1).unwrap().len(), 1);
         assert_eq!(store.purge_expired(later).unwrap(), 2);
         assert_eq!(store.records::<String>("dedup", now, 10).unwrap().len(), 1);
@@ -318,9 +335,16 @@ mod tests {
     fn replacing_a_record_moves_its_expiry() {
         let (_dir, store) = store();
         let now = SystemTime::now();
-        store.put_record("n", "k", &1, Some(now + Duration::from_secs(1))).unwrap();
-        store.put_record("n", "k", &2, Some(now + Duration::from_secs(100))).unwrap();
-        assert_eq!(store.purge_expired(now + Duration::from_secs(10)).unwrap(), 0);
+        store
+            .put_record("n", "k", &1, Some(now + Duration::from_secs(1)))
+            .unwrap();
+        store
+            .put_record("n", "k", &2, Some(now + Duration::from_secs(100)))
+            .unwrap();
+        assert_eq!(
+            store.purge_expired(now + Duration::from_secs(10)).unwrap(),
+            0
+        );
         assert_eq!(store.record::<i32>("n", "k", now).unwrap(), Some(2));
         assert!(store.remove_record("n", "k").unwrap());
         assert!(!store.remove_record("n", "k").unwrap());

@@ -15,7 +15,11 @@ pub struct WriteTxn {
 
 impl WriteTxn {
     /// Sets the checkpoint of `scope`.
-    pub fn set_checkpoint<T: Serialize>(&mut self, scope: &str, value: &T) -> Result<(), StateError> {
+    pub fn set_checkpoint<T: Serialize>(
+        &mut self,
+        scope: &str,
+        value: &T,
+    ) -> Result<(), StateError> {
         let bytes = encode(scope, value)?;
         let mut table = self
             .inner

@@ -31,7 +31,9 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
     TcpListener::bind(addr).await.map_err(|err| BindError {
         addr,
         reason: match err.kind() {
-            std::io::ErrorKind::AddrInUse => "address already in use; is another process using this port?".to_owned(),
+            std::io::ErrorKind::AddrInUse => {
+                "address already in use; is another process using this port?".to_owned()
+            }
             std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
             std::io::ErrorKind::AddrNotAvailable => "address not available on this host".to_owned(),
             _ => err.to_string(),
@@ -68,7 +70,10 @@ pub async fn serve(
 
 async fn render_metrics(State(state): State<AdminState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()
@@ -97,5 +102,10 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }

@@ -43,7 +43,9 @@ pub fn init(config: &LogConfig) -> Result<(), LoggingError> {
             .with_current_span(false)
             .try_init()
     } else {
-        builder.with_ansi(std::io::stdout().is_terminal()).try_init()
+        builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init()
     };
     result.map_err(|_| LoggingError::AlreadyInitialised)
 }

@@ -82,14 +82,21 @@ impl Metrics {
             "Always 1; the labels say which build is running.",
             &["version"],
         )?;
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let start_time = r.gauge("cloudwarden_start_time_seconds", "When the process started, in Unix seconds.")?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let start_time = r.gauge(
+            "cloudwarden_start_time_seconds",
+            "When the process started, in Unix seconds.",
+        )?;
         start_time.set(unix_now());
         #[cfg(target_os = "linux")]
-        registry.register(Box::new(prometheus::process_collector::ProcessCollector::new(
-            std::process::id() as i32,
-            "cloudwarden",
-        )))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::new(
+                std::process::id() as i32,
+                "cloudwarden",
+            ),
+        ))?;
         Ok(Metrics {
             state: StateMetrics {
                 commits: r.counter_vec(
@@ -184,7 +191,12 @@ impl Registrar<'_> {
         self.register(IntCounter::new(name, help)?)
     }
 
-    fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
+    fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, prometheus::Error> {
         self.register(IntCounterVec::new(Opts::new(name, help), labels)?)
     }
 
@@ -192,13 +204,22 @@ impl Registrar<'_> {
         self.register(IntGauge::new(name, help)?)
     }
 
-    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec, prometheus::Error> {
+    fn gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntGaugeVec, prometheus::Error> {
         self.register(IntGaugeVec::new(Opts::new(name, help), labels)?)
     }
 
     fn histogram(&self, name: &str, help: &str) -> Result<Histogram, prometheus::Error> {
-        let buckets = vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
-        self.register(Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?)
+        let buckets = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+        ];
+        self.register(Histogram::with_opts(
+            HistogramOpts::new(name, help).buckets(buckets),
+        )?)
     }
 }
 
@@ -212,7 +233,10 @@ mod tests {
         metrics.pipeline.events_in.with_label_values(&["a"]).inc();
         metrics.state.commits.with_label_values(&["ok"]).inc();
         let text = metrics.render();
-        let expected = format!("cloudwarden_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+        let expected = format!(
+            "cloudwarden_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         assert!(text.contains(&expected), "{text}");
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let mut parts = line.split_whitespace().skip(2);

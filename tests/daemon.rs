@@ -1,0 +1,208 @@
+//! The daemon as a real process: it serves its admin endpoints, tells the
+//! truth about readiness, stops cleanly on signals, and fails clearly.
+
+mod support;
+
+use std::time::Duration;
+
+use cloudwarden::state::StateStore;
+use support::http::get;
+use support::moto::Moto;
+use support::process::DaemonProcess;
+
+/// A configuration for one daemon in `{dir}`, pointed at `endpoint`.
+fn config(endpoint: &str, extra: &str) -> String {
+    format!(
+        r#"[aws]
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+
+[state]
+path = "{{dir}}/state.redb"
+
+[metrics]
+listen = "127.0.0.1:0"
+
+[log]
+format = "json"
+
+[daemon]
+shutdown_grace = "5s"
+{extra}"#
+    )
+}
+
+const GRACE: Duration = Duration::from_secs(5);
+
+#[test]
+fn serves_health_readiness_and_metrics_then_stops_on_sigterm() {
+    let moto = Moto::start();
+    let mut daemon = DaemonProcess::start(&config(&moto.endpoint(), ""), &[]);
+    let addr = daemon.admin_addr();
+
+    let (status, body) = get(addr, "/healthz");
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (status, body) = get(addr, "/readyz");
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ready"}"#));
+
+    let line = daemon
+        .wait_for_log("watching AWS account", Duration::from_secs(30))
+        .expect("identity logged");
+    assert!(line.contains(support::MOTO_ACCOUNT), "{line}");
+    let (status, metrics) = get(addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains(&format!(
+        "cloudwarden_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )));
+    assert!(metrics.contains("cloudwarden_ready 1"), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"cloudwarden_aws_calls_total{operation="GetCallerIdentity",service="sts"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cloudwarden_state_commits_total{outcome=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cloudwarden_process_resident_memory_bytes"),
+        "{metrics}"
+    );
+
+    daemon.signal("TERM");
+    let status = daemon
+        .wait_exit(GRACE)
+        .expect("exited within the grace period");
+    assert_eq!(status.code(), Some(0), "stderr: {}", daemon.stderr());
+    assert!(
+        daemon
+            .wait_for_log("pipeline drained and state store closed", Duration::ZERO)
+            .is_some()
+    );
+    // The lock is released: the state file opens again.
+    StateStore::open(&daemon.state_path()).expect("state file unlocked after shutdown");
+}
+
+#[test]
+fn sigint_stops_it_cleanly_too() {
+    let moto = Moto::start();
+    let mut daemon = DaemonProcess::start(&config(&moto.endpoint(), ""), &[]);
+    daemon.admin_addr();
+    daemon.signal("INT");
+    let status = daemon
+        .wait_exit(GRACE)
+        .expect("exited within the grace period");
+    assert_eq!(status.code(), Some(0), "stderr: {}", daemon.stderr());
+    let line = daemon
+        .wait_for_log("shutting down", Duration::ZERO)
+        .unwrap();
+    assert!(line.contains("SIGINT"), "{line}");
+}
+
+#[test]
+fn the_example_configuration_pointed_at_moto_serves_and_names_what_is_not_ready() {
+    let moto = Moto::start();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/cloudwarden.toml"
+    ))
+    .unwrap();
+    let endpoint = moto.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.redb").display().to_string();
+    let mut daemon = DaemonProcess::start_in(
+        dir,
+        &example,
+        &[
+            ("CLOUDWARDEN_AWS__ENDPOINT_URL", endpoint.as_str()),
+            ("CLOUDWARDEN_STATE__PATH", state.as_str()),
+            ("CLOUDWARDEN_METRICS__LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    let addr = daemon.admin_addr();
+    assert_eq!(get(addr, "/healthz").0, 200);
+    let (status, body) = get(addr, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["status"], "not ready");
+    for source in ["source management-events", "source trail-log-group"] {
+        assert!(body["waiting"][source].is_string(), "{body}");
+    }
+    assert!(get(addr, "/metrics").1.contains("cloudwarden_ready 0"));
+    daemon.signal("TERM");
+    let status = daemon
+        .wait_exit(GRACE)
+        .expect("exited within the grace period");
+    assert_eq!(status.code(), Some(0), "stderr: {}", daemon.stderr());
+}
+
+#[test]
+fn a_metrics_port_in_use_fails_the_start_with_exit_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let text =
+        config("http://127.0.0.1:9", "").replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let mut daemon = DaemonProcess::start(&text, &[]);
+    let status = daemon.wait_exit(Duration::from_secs(30)).expect("exited");
+    assert_eq!(status.code(), Some(1));
+    let stderr = daemon.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "cannot serve metrics on 127.0.0.1:{port} (metrics.listen): address already in use"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_state_file_locked_by_another_daemon_fails_the_start_with_exit_1() {
+    let moto = Moto::start();
+    let first = DaemonProcess::start(&config(&moto.endpoint(), ""), &[]);
+    first.admin_addr();
+    let state = first.state_path().display().to_string();
+    let mut second = DaemonProcess::start(
+        &config(&moto.endpoint(), ""),
+        &[("CLOUDWARDEN_STATE__PATH", state.as_str())],
+    );
+    let status = second.wait_exit(Duration::from_secs(30)).expect("exited");
+    assert_eq!(status.code(), Some(1));
+    let stderr = second.stderr();
+    assert!(
+        stderr.contains(&format!("state file {state} is locked by another process")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_corrupt_state_file_fails_the_start_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("state.redb"),
+        b"this is not a database, it is a sentence.",
+    )
+    .unwrap();
+    let mut daemon = DaemonProcess::start_in(dir, &config("http://127.0.0.1:9", ""), &[]);
+    let status = daemon.wait_exit(Duration::from_secs(30)).expect("exited");
+    assert_eq!(status.code(), Some(1));
+    let stderr = daemon.stderr();
+    assert!(
+        stderr.contains("is corrupt or not a state file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn no_region_anywhere_is_a_configuration_error() {
+    let text = config("http://127.0.0.1:9", "").replace("region = \"us-east-1\"\n", "");
+    let mut daemon = DaemonProcess::start(&text, &[]);
+    let status = daemon.wait_exit(Duration::from_secs(30)).expect("exited");
+    assert_eq!(status.code(), Some(78));
+    assert!(
+        daemon.stderr().contains("no AWS Region"),
+        "{}",
+        daemon.stderr()
+    );
+}

@@ -1,0 +1,16 @@
+//! Test support shared by the integration tests: the local AWS emulator,
+//! a tiny HTTP client, and the daemon run as a real process.
+
+// Each test crate uses a different part of this module, and a failed
+// expectation in test support is a failed test, as in the tests themselves.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod http;
+pub mod moto;
+pub mod process;
+
+/// The credentials every test hands the emulator; moto accepts any.
+pub const TEST_ACCESS_KEY: &str = "testing";
+
+/// The account moto reports for any credentials.
+pub const MOTO_ACCOUNT: &str = "123456789012";
