@@ -22,6 +22,10 @@
 //! ARCHITECTURE.md at the repository root has the longer tour and the
 //! invariants the code keeps.
 
+// A panic in the daemon is a lost event or alert: the library justifies
+// every unwrap, expect and panic, or avoids it. Tests are exempt (clippy.toml).
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod aws;
 pub mod cli;
 pub mod config;

@@ -1,5 +1,8 @@
 //! Loading configurations end to end: layers, every problem at once, positions.
 
+// figment's Jail closures return figment::Error, which is large; that is its API.
+#![allow(clippy::result_large_err)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! Test support shared by the integration tests: the local AWS emulator,
 //! a tiny HTTP client, and the daemon run as a real process.
 
-// Each test crate uses a different part of this module, and a failed
-// expectation in test support is a failed test, as in the tests themselves.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Each test crate uses a different part of this module.
+#![allow(dead_code)]
 
 pub mod http;
 pub mod moto;
