@@ -206,3 +206,36 @@ fn no_region_anywhere_is_a_configuration_error() {
         daemon.stderr()
     );
 }
+
+#[test]
+fn speaks_the_systemd_notify_protocol_with_the_watchdog() {
+    use std::os::unix::net::UnixDatagram;
+    let moto = Moto::start();
+    let socket_dir = tempfile::tempdir().unwrap();
+    let socket_path = socket_dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let socket_env = socket_path.display().to_string();
+    let mut daemon = DaemonProcess::start(
+        &config(&moto.endpoint(), ""),
+        // A 200 ms watchdog: the daemon pings every 100 ms.
+        &[("NOTIFY_SOCKET", socket_env.as_str()), ("WATCHDOG_USEC", "200000")],
+    );
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while received.iter().filter(|m: &&String| m.contains("WATCHDOG=1")).count() < 3 {
+        let n = socket.recv(&mut buffer).expect("a notification within 10 s");
+        received.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+    }
+    assert!(received[0].contains("READY=1"), "{received:?}");
+    daemon.signal("TERM");
+    let stopping = loop {
+        let n = socket.recv(&mut buffer).expect("STOPPING=1 within 10 s");
+        let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
+        if !message.contains("WATCHDOG=1") {
+            break message;
+        }
+    };
+    assert!(stopping.contains("STOPPING=1"), "{stopping}");
+    assert_eq!(daemon.wait_exit(GRACE).and_then(|s| s.code()), Some(0));
+}
