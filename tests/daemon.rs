@@ -214,17 +214,29 @@ fn speaks_the_systemd_notify_protocol_with_the_watchdog() {
     let socket_dir = tempfile::tempdir().unwrap();
     let socket_path = socket_dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let socket_env = socket_path.display().to_string();
     let mut daemon = DaemonProcess::start(
         &config(&moto.endpoint(), ""),
         // A 200 ms watchdog: the daemon pings every 100 ms.
-        &[("NOTIFY_SOCKET", socket_env.as_str()), ("WATCHDOG_USEC", "200000")],
+        &[
+            ("NOTIFY_SOCKET", socket_env.as_str()),
+            ("WATCHDOG_USEC", "200000"),
+        ],
     );
     let mut received = Vec::new();
     let mut buffer = [0u8; 4096];
-    while received.iter().filter(|m: &&String| m.contains("WATCHDOG=1")).count() < 3 {
-        let n = socket.recv(&mut buffer).expect("a notification within 10 s");
+    while received
+        .iter()
+        .filter(|m: &&String| m.contains("WATCHDOG=1"))
+        .count()
+        < 3
+    {
+        let n = socket
+            .recv(&mut buffer)
+            .expect("a notification within 10 s");
         received.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
     }
     assert!(received[0].contains("READY=1"), "{received:?}");
