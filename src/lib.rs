@@ -32,6 +32,9 @@ pub mod config;
 pub mod daemon;
 pub mod detection;
 pub mod pipeline;
+pub mod records;
+pub mod replay;
+pub mod rules;
 pub mod state;
 pub mod telemetry;
 

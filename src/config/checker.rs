@@ -157,6 +157,20 @@ impl<'a> Checker<'a> {
         })
     }
 
+    /// A whole number within `min..=max`.
+    pub(super) fn count(&mut self, key: &KeyPath, leaf: &Leaf, min: u64, max: u64) -> Option<u64> {
+        let n: u64 = self.value(key, leaf)?;
+        if (min..=max).contains(&n) {
+            Some(n)
+        } else {
+            self.report(
+                key,
+                format!("{n} is out of range: it must be between {min} and {max}"),
+            );
+            None
+        }
+    }
+
     /// A required leaf: a missing one is reported.
     pub(super) fn required<T>(
         &mut self,

@@ -50,6 +50,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// The channels between pipeline stages.
     pub pipeline: PipelineConfig,
+    /// Limits of the detection engine.
+    pub detection: DetectionConfig,
     /// Which detection rules are loaded.
     pub rules: RulesConfig,
     /// The event sources, in configuration order.
@@ -117,6 +119,48 @@ pub struct DaemonConfig {
 pub struct PipelineConfig {
     /// Capacity of the channel from sources to detection; a full channel slows sources.
     pub channel_capacity: usize,
+    /// An event whose eventID was seen within this window is a duplicate.
+    pub dedup_window: Duration,
+    /// At most this many eventIDs are remembered; the oldest go first.
+    pub dedup_capacity: usize,
+}
+
+/// `[detection]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetectionConfig {
+    /// Larger records are rejected.
+    pub max_event_bytes: usize,
+    /// Deeper nesting is rejected.
+    pub max_event_depth: usize,
+    /// How late (in event time) an event may arrive and still be correlated.
+    pub late_allowance: Duration,
+    /// Groups kept per correlation rule.
+    pub max_groups: usize,
+    /// Events kept per correlation group.
+    pub max_group_entries: usize,
+}
+
+impl Config {
+    /// The detection engine's limits: `[detection]`, and dedup from `[pipeline]`.
+    pub fn engine(&self) -> crate::detection::EngineConfig {
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let d = &self.detection;
+        crate::detection::EngineConfig {
+            event: crate::detection::event::Limits {
+                max_bytes: d.max_event_bytes,
+                max_depth: d.max_event_depth,
+            },
+            correlation: crate::detection::correlation::Limits {
+                max_groups: d.max_groups,
+                max_entries: d.max_group_entries,
+                late_allowance_ms: millis(d.late_allowance),
+            },
+            dedup: Some((
+                millis(self.pipeline.dedup_window),
+                self.pipeline.dedup_capacity,
+            )),
+        }
+    }
 }
 
 /// `[rules]`.
@@ -128,6 +172,8 @@ pub struct RulesConfig {
     pub paths: Vec<PathBuf>,
     /// Rule ids that are not loaded.
     pub disabled: Vec<String>,
+    /// Values of `%name%` placeholders in rules (the `expand` modifier).
+    pub placeholders: std::collections::HashMap<String, Vec<String>>,
 }
 
 /// `[alerts]`.

@@ -54,6 +54,19 @@ pub(super) struct RawDaemon {
 #[serde(default)]
 pub(super) struct RawPipeline {
     pub channel_capacity: Leaf,
+    pub dedup_window: Leaf,
+    pub dedup_capacity: Leaf,
+}
+
+/// `[detection]`: limits of the detection engine.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawDetection {
+    pub max_event_bytes: Leaf,
+    pub max_event_depth: Leaf,
+    pub late_allowance: Leaf,
+    pub max_groups: Leaf,
+    pub max_group_entries: Leaf,
 }
 
 /// `[rules]`: which Sigma rules are loaded.
@@ -63,6 +76,7 @@ pub(super) struct RawRules {
     pub builtin: Leaf,
     pub paths: Leaf,
     pub disabled: Leaf,
+    pub placeholders: Leaf,
 }
 
 /// One `[[sources]]` entry. Keys of every kind are listed here; which of them
@@ -126,6 +140,7 @@ pub(super) struct RawConfig {
     pub log: Option<Value>,
     pub daemon: Option<Value>,
     pub pipeline: Option<Value>,
+    pub detection: Option<Value>,
     pub rules: Option<Value>,
     pub sources: Option<Value>,
     pub alerts: Option<Value>,

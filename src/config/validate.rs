@@ -13,12 +13,12 @@ use super::checker::Checker;
 use super::formats;
 use super::key_path::KeyPath;
 use super::raw::{
-    RawAlarms, RawAlerts, RawAws, RawCis, RawConfig, RawDaemon, RawLog, RawMetrics, RawPipeline,
-    RawRules, RawSnsSink, RawState,
+    Leaf, RawAlarms, RawAlerts, RawAws, RawCis, RawConfig, RawDaemon, RawDetection, RawLog,
+    RawMetrics, RawPipeline, RawRules, RawSnsSink, RawState,
 };
 use super::{
-    AlarmsConfig, AlertsConfig, AwsConfig, CisConfig, Config, DaemonConfig, LogConfig, LogFormat,
-    MetricsConfig, PipelineConfig, RulesConfig, SnsSinkConfig, StateConfig,
+    AlarmsConfig, AlertsConfig, AwsConfig, CisConfig, Config, DaemonConfig, DetectionConfig,
+    LogConfig, LogFormat, MetricsConfig, PipelineConfig, RulesConfig, SnsSinkConfig, StateConfig,
 };
 use crate::detection::Level;
 
@@ -47,6 +47,7 @@ pub(super) fn config(figment: &Figment, c: &mut Checker<'_>) -> Option<Config> {
     let log = log(c, &raw);
     let daemon = daemon(c, &raw);
     let pipeline = pipeline(c, &raw);
+    let detection = detection(c, &raw);
     let rules = rules(c, &raw);
     let sources = super::sources::sources(c, raw.sources.as_ref());
     let alerts = alerts(c, &raw);
@@ -58,6 +59,7 @@ pub(super) fn config(figment: &Figment, c: &mut Checker<'_>) -> Option<Config> {
         log: log?,
         daemon: daemon?,
         pipeline: pipeline?,
+        detection: detection?,
         rules: rules?,
         sources: sources?,
         alerts: alerts?,
@@ -128,20 +130,50 @@ fn pipeline(c: &mut Checker<'_>, raw: &RawConfig) -> Option<PipelineConfig> {
     let k = KeyPath::root("pipeline");
     let r: RawPipeline = c.section(&k, raw.pipeline.as_ref());
     let key = k.key("channel_capacity");
-    let capacity: Option<u64> = c.value(&key, &r.channel_capacity);
-    let capacity = match capacity {
-        Some(n) if (1..=1_000_000).contains(&n) => usize::try_from(n).ok(),
-        Some(n) => {
-            c.report(
-                &key,
-                format!("{n} is out of range: it must be between 1 and 1000000"),
-            );
-            None
-        }
-        None => None,
-    };
+    let capacity = c.count(&key, &r.channel_capacity, 1, 1_000_000);
+    let capacity = c.required(&key, capacity, &r.channel_capacity);
+    let key = k.key("dedup_window");
+    let window = c.duration(&key, &r.dedup_window, SECOND, 7 * DAY);
+    let window = c.required(&key, window, &r.dedup_window);
+    let key = k.key("dedup_capacity");
+    let dedup = c.count(&key, &r.dedup_capacity, 1_000, 100_000_000);
+    let dedup = c.required(&key, dedup, &r.dedup_capacity);
     Some(PipelineConfig {
-        channel_capacity: c.required(&key, capacity, &r.channel_capacity)?,
+        channel_capacity: usize::try_from(capacity?).ok()?,
+        dedup_window: window?,
+        dedup_capacity: usize::try_from(dedup?).ok()?,
+    })
+}
+
+fn detection(c: &mut Checker<'_>, raw: &RawConfig) -> Option<DetectionConfig> {
+    let k = KeyPath::root("detection");
+    let r: RawDetection = c.section(&k, raw.detection.as_ref());
+    let count = |c: &mut Checker<'_>, name: &str, leaf: &Leaf, min: u64, max: u64| {
+        let key = k.key(name);
+        let n = c.count(&key, leaf, min, max);
+        c.required(&key, n, leaf)
+            .and_then(|n| usize::try_from(n).ok())
+    };
+    // CloudTrail events are at most 256 KB; anything beyond 64 MiB is not an event.
+    let max_event_bytes = count(
+        c,
+        "max_event_bytes",
+        &r.max_event_bytes,
+        1024,
+        64 * 1024 * 1024,
+    );
+    let max_event_depth = count(c, "max_event_depth", &r.max_event_depth, 8, 512);
+    let max_groups = count(c, "max_groups", &r.max_groups, 1, 10_000_000);
+    let max_group_entries = count(c, "max_group_entries", &r.max_group_entries, 1, 1_000_000);
+    let key = k.key("late_allowance");
+    let late = c.duration(&key, &r.late_allowance, Duration::ZERO, DAY);
+    let late = c.required(&key, late, &r.late_allowance);
+    Some(DetectionConfig {
+        max_event_bytes: max_event_bytes?,
+        max_event_depth: max_event_depth?,
+        late_allowance: late?,
+        max_groups: max_groups?,
+        max_group_entries: max_group_entries?,
     })
 }
 
@@ -161,6 +193,11 @@ fn rules(c: &mut Checker<'_>, raw: &RawConfig) -> Option<RulesConfig> {
         }
     }
     let disabled: Option<Vec<String>> = c.value(&k.key("disabled"), &r.disabled);
+    let placeholders: Option<std::collections::HashMap<String, Vec<String>>> =
+        c.value(&k.key("placeholders"), &r.placeholders);
+    if r.placeholders.is_some() && placeholders.is_none() {
+        return None;
+    }
     Some(RulesConfig {
         builtin: c.required(&k.key("builtin"), builtin, &r.builtin)?,
         paths: paths
@@ -169,6 +206,7 @@ fn rules(c: &mut Checker<'_>, raw: &RawConfig) -> Option<RulesConfig> {
             .map(PathBuf::from)
             .collect(),
         disabled: disabled.unwrap_or_default(),
+        placeholders: placeholders.unwrap_or_default(),
     })
 }
 

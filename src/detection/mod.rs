@@ -1,10 +1,26 @@
 //! Detection: what turns events into alerts.
 //!
-//! Today this holds the pieces other stages already share (severity levels)
-//! and the pipeline stage that consumes events ([`stage`]). The Sigma engine,
-//! correlations and anomaly detectors plug in behind [`stage::DetectionStage`].
+//! - [`sigma`] loads and compiles Sigma rules, the open format the security
+//!   community writes detections in, and evaluates them on one event.
+//! - [`correlation`] runs Sigma correlation rules (counts, distinct values,
+//!   sequences) over event time, with bounded state.
+//! - [`engine`] ties them together: one record in, alerts out. It is pure
+//!   computation, so it can be tested, benchmarked and fuzzed alone.
+//! - [`event`] parses records within limits and says why one is rejected.
+//! - [`alert`] is the Alert model every later stage shares.
+//! - [`stage`] runs the engine inside the daemon's pipeline.
+//! - [`level`] is Sigma's severity scale.
 
+pub mod alert;
+pub mod correlation;
+pub mod dedup;
+pub mod engine;
+pub mod event;
 pub mod level;
+pub mod ruletest;
+pub mod sigma;
 pub mod stage;
 
+pub use alert::Alert;
+pub use engine::{Engine, EngineConfig, EventInput};
 pub use level::Level;

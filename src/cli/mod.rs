@@ -1,0 +1,260 @@
+//! The command line: `run`, `validate`, `rules`, `replay`, `version`, and the
+//! exit codes they end with.
+//!
+//! This is the binary's edge: errors become a message on stderr and an exit
+//! code (0 success, 1 runtime failure, 78 configuration error), never a
+//! backtrace.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+mod replay;
+mod rules;
+
+use crate::EXIT_CONFIG;
+use crate::config::{self, Config, ConfigLocation, DEFAULT_CONFIG_PATH};
+
+/// cloudwarden watches AWS accounts for security events: it reads CloudTrail
+/// and CloudWatch Logs, runs every event through Sigma rules, publishes
+/// alerts to SNS and keeps CloudWatch alarms in their declared state.
+#[derive(Debug, Parser)]
+#[command(name = "cloudwarden", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon until SIGTERM or SIGINT.
+    ///
+    /// Serves /metrics, /healthz and /readyz on metrics.listen and speaks the
+    /// systemd notify protocol when started by systemd.
+    Run(ConfigArgs),
+    /// Check the configuration and the rules, and print every problem at once.
+    ///
+    /// Exits 0 when the configuration is valid and 78 when not, so it can
+    /// guard a deployment or a systemd ExecStartPre. A rule that fails to load
+    /// is reported; with --strict it also makes the exit code 78.
+    Validate {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Also fail (exit 78) when any rule fails to load.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// List or test detection rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Run CloudTrail data from files through detection, offline.
+    ///
+    /// Reads S3 trail files ({"Records":[...]}, .json or .json.gz), JSON
+    /// arrays or NDJSON; - reads standard input. Alerts are written to stdout
+    /// as JSON lines; a summary goes to stderr.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Extra rule files or folders, on top of the configured ones.
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        /// Leave out the built-in rule pack.
+        #[arg(long)]
+        no_builtin: bool,
+        /// How records are read.
+        #[arg(long, value_enum, default_value = "cloudtrail")]
+        format: replay::InputFormat,
+        /// Files to replay (- for standard input).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// The configuration file. Without this option, /etc/cloudwarden/cloudwarden.toml
+    /// is read when it exists; otherwise the built-in defaults and CLOUDWARDEN_*
+    /// environment variables are used alone.
+    #[arg(short, long, value_name = "PATH", env = "CLOUDWARDEN_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Show every loaded rule: id, title, level, tags.
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Leave out the built-in rule pack.
+        #[arg(long)]
+        no_builtin: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: rules::ListFormat,
+        /// Extra rule files or folders, on top of the configured ones.
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Run the test events stored beside rules (NAME.tests.yml next to NAME.yml).
+    ///
+    /// Without paths, tests every loaded rule: the built-in pack and
+    /// rules.paths. With paths, tests the rules found there. Exits 1 when a
+    /// test fails.
+    Test {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Leave out the built-in rule pack.
+        #[arg(long)]
+        no_builtin: bool,
+        /// Rule files or folders whose tests to run.
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+}
+
+impl ConfigArgs {
+    fn location(&self) -> ConfigLocation {
+        match &self.config {
+            Some(path) => ConfigLocation {
+                path: path.clone(),
+                explicit: true,
+            },
+            None => ConfigLocation {
+                path: PathBuf::from(DEFAULT_CONFIG_PATH),
+                explicit: false,
+            },
+        }
+    }
+}
+
+/// Parses the command line, runs the command, and returns its exit code.
+pub fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("cloudwarden {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Validate { config, strict } => validate(&config.location(), strict),
+        Command::Run(args) => match load(&args.location()) {
+            Ok(config) => run(config),
+            Err(code) => code,
+        },
+        Command::Rules(RulesCommand::List {
+            config,
+            no_builtin,
+            format,
+            paths,
+        }) => match load(&config.location()) {
+            Ok(config) => rules::list(&config, &paths, !no_builtin, format),
+            Err(code) => code,
+        },
+        Command::Rules(RulesCommand::Test {
+            config,
+            no_builtin,
+            paths,
+        }) => match load(&config.location()) {
+            Ok(config) => rules::test(&config, &paths, !no_builtin),
+            Err(code) => code,
+        },
+        Command::Replay {
+            config,
+            rules: extra,
+            no_builtin,
+            format,
+            files,
+        } => match load(&config.location()) {
+            Ok(config) => replay::run(&config, &files, &extra, !no_builtin, format),
+            Err(code) => code,
+        },
+    }
+}
+
+fn load(location: &ConfigLocation) -> Result<Config, ExitCode> {
+    config::load(location).map_err(|errors| {
+        eprint!("cloudwarden: {errors}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn validate(location: &ConfigLocation, strict: bool) -> ExitCode {
+    let config = match load(location) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let (set, failures) = rules::load(&config, &[], true);
+    let file = if location.is_used() {
+        location.path.display().to_string()
+    } else {
+        "built-in defaults and environment".to_owned()
+    };
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    println!(
+        "configuration is valid: {file} ({}, {}, {} loaded{})",
+        plural(config.sources.len(), "source"),
+        plural(config.alerts.sns.len(), "SNS topic"),
+        plural(set.rules.len() + set.correlations.len(), "rule"),
+        if failures > 0 {
+            format!(", {} failed to load", plural(failures, "rule"))
+        } else {
+            String::new()
+        },
+    );
+    if strict && failures > 0 {
+        eprintln!(
+            "cloudwarden: --strict: {} failed to load",
+            plural(failures, "rule")
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(config: Config) -> ExitCode {
+    if let Err(err) = crate::telemetry::logging::init(&config.log) {
+        eprintln!("cloudwarden: {err}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("cloudwarden")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cloudwarden: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
+    match runtime.block_on(crate::daemon::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "cloudwarden stopped with an error");
+            eprintln!("cloudwarden: error: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// Reports a panic as one line, without a backtrace: a user cannot act on
+/// one, and the location is enough for a bug report.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".to_owned());
+        tracing::error!(%message, location = %location, "internal error");
+        eprintln!("cloudwarden: internal error{location}: {message} (please report this)");
+    }));
+}

@@ -1,0 +1,173 @@
+//! The one Alert model every later stage shares: outbox, SNS, JSON lines.
+//!
+//! An alert names its rule (id, title, level, tags, and what to do about
+//! it), says who did what where and when, carries the matched event (or a
+//! summary of a correlation's events), and has a stable dedup key: by
+//! default the rule id, the principal and the account, so that repeats of
+//! one finding can be recognised downstream.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::Level;
+
+/// The rule behind an alert, with what a responder needs to read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    /// The rule's id.
+    pub id: String,
+    /// The rule's title.
+    pub title: String,
+    /// Severity.
+    pub level: Level,
+    /// Tags such as `attack.t1078`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Why it matters and what to check first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Known benign causes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub falsepositives: Vec<String>,
+    /// Further reading.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
+}
+
+/// Whether one event matched or a correlation fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A detection rule matched one event.
+    Match,
+    /// A correlation rule's condition held over several events.
+    Correlation,
+}
+
+/// What a correlation measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CorrelationInfo {
+    /// The correlation type, such as `event_count`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The group-by fields and their values.
+    pub group: BTreeMap<String, String>,
+    /// The measured value (a count, a sum, an average).
+    pub value: f64,
+    /// The rule's timespan in seconds.
+    pub timespan_seconds: u64,
+    /// Time of the first and the last event that made the value.
+    pub first_event_time: Option<String>,
+    /// See `first_event_time`.
+    pub last_event_time: Option<String>,
+    /// Events the group saw in its window.
+    pub events_seen: u64,
+}
+
+/// A short summary of an event, kept for correlations instead of the whole event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventDigest {
+    /// `eventID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// `eventTime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<String>,
+    /// `eventName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_name: Option<String>,
+    /// The acting principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// `sourceIPAddress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+}
+
+/// A detection: what was found, about whom, and the evidence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Alert {
+    /// The rule that fired.
+    pub rule: AlertRule,
+    /// A match or a correlation.
+    pub kind: AlertKind,
+    /// For correlations: what was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<CorrelationInfo>,
+    /// When the (last) event happened, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<String>,
+    /// `eventID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// `eventSource`, such as `iam.amazonaws.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_source: Option<String>,
+    /// `eventName`, such as `CreateUser`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_name: Option<String>,
+    /// Who acted: an ARN, or the service or principal id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// The AWS account the event belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The Region of the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Where the call came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// The caller's user agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The configured source that read the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Where the event was read (file and line, S3 key, log stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Identifies repeats of one finding: rule id, principal and account
+    /// unless the rule names other fields.
+    pub dedup_key: String,
+    /// The matched event as it was read (empty for correlations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Box<RawValue>>,
+    /// A summary of the events a correlation counted (the first and last few).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub correlated_events: Vec<EventDigest>,
+}
+
+impl Alert {
+    /// The alert as one line of JSON.
+    pub fn to_json_line(&self) -> String {
+        // Every field serialises infallibly (strings, numbers, raw JSON).
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+impl Serialize for Level {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Builds a dedup key from its parts; empty parts are kept so that keys
+/// with missing values stay distinct from keys with other values.
+pub fn dedup_key(rule_id: &str, parts: &[Option<&str>]) -> String {
+    let mut key = String::from(rule_id);
+    for part in parts {
+        key.push('|');
+        key.push_str(part.unwrap_or(""));
+    }
+    key
+}

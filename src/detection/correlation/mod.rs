@@ -1,0 +1,452 @@
+//! Sigma correlation rules on a stream: event_count, value_count,
+//! value_sum, value_avg, temporal and temporal_ordered, grouped by fields,
+//! over a timespan of event time.
+//!
+//! Windows follow event time, not arrival time. The watermark is the newest
+//! event time seen minus the configured allowance for late events: an event
+//! older than the watermark is counted as late and not correlated, and
+//! window state older than the watermark minus the timespan is dropped.
+//! Every bound (groups per rule, entries per group) evicts the least
+//! recently used state and counts it, so memory stays within the caps
+//! whatever the input. The state can be exported and restored, so that a
+//! restart does not forget open windows.
+
+mod window;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use window::{DIGESTS_KEPT, Entry, Group, Spec, Verdict};
+
+use super::alert::EventDigest;
+use super::sigma::document::{CorrelationDoc, Meta};
+use super::sigma::field::FieldPath;
+
+/// Bounds on correlation state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Groups kept per correlation rule; beyond it the least recently updated goes.
+    pub max_groups: usize,
+    /// Observations kept per group; beyond it the oldest go.
+    pub max_entries: usize,
+    /// How far behind the newest event time an event may be and still count, in ms.
+    pub late_allowance_ms: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_groups: 10_000,
+            max_entries: 1_000,
+            late_allowance_ms: 15 * 60 * 1000,
+        }
+    }
+}
+
+/// Counters of what the bounds and the watermark did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Groups evicted because a rule had `max_groups` of them.
+    pub evicted_groups: u64,
+    /// Observations dropped because a group had `max_entries` of them.
+    pub evicted_entries: u64,
+    /// Events older than the watermark, not correlated.
+    pub late_events: u64,
+    /// Matches not correlated because a group-by field was missing.
+    pub missing_group_field: u64,
+}
+
+/// One rule a correlation refers to, as the correlation reads its events.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The fields that give the group, in `group-by` order (aliases resolved).
+    pub group_fields: Vec<FieldPath>,
+    /// The field whose values are counted, summed or averaged.
+    pub value_field: Option<FieldPath>,
+}
+
+/// A compiled correlation rule.
+#[derive(Debug, Clone)]
+pub struct CorrelationRule {
+    /// Title, level, tags, ... for its alerts.
+    pub meta: Arc<Meta>,
+    /// The type, timespan and condition.
+    pub spec: Spec,
+    /// The `group-by` names, for alerts.
+    pub group_by: Vec<String>,
+    /// One per referenced rule, in the order referenced.
+    pub inputs: Vec<Input>,
+    /// Whether it raises alerts itself (not when it only feeds another correlation).
+    pub alerts: bool,
+    /// The correlations that consume this one's results: (rule, input).
+    pub consumers: Vec<(usize, usize)>,
+    /// The file it came from.
+    pub origin: String,
+}
+
+impl CorrelationRule {
+    /// Builds the rule; `input_names` are the `name`s of the referenced rules
+    /// (for aliases), in the order of `doc.rules`.
+    pub fn compile(doc: &CorrelationDoc, input_names: &[Option<String>]) -> Result<Self, String> {
+        let mut inputs = Vec::new();
+        for name in input_names {
+            let mut group_fields = Vec::new();
+            for group in &doc.group_by {
+                let alias = doc.aliases.iter().find(|(alias, _)| alias == group);
+                let field = match alias {
+                    None => group.clone(),
+                    Some((alias, per_rule)) => {
+                        let mapped = name
+                            .as_ref()
+                            .and_then(|n| per_rule.iter().find(|(rule, _)| rule == n));
+                        match mapped {
+                            Some((_, field)) => field.clone(),
+                            None => {
+                                return Err(format!(
+                                    "alias {alias} does not say which field of rule {} to use",
+                                    name.as_deref().unwrap_or("(without a name)")
+                                ));
+                            }
+                        }
+                    }
+                };
+                group_fields.push(FieldPath::new(&field));
+            }
+            inputs.push(Input {
+                group_fields,
+                value_field: doc.field.as_deref().map(FieldPath::new),
+            });
+        }
+        let timespan = i64::try_from(doc.timespan.as_millis()).unwrap_or(i64::MAX);
+        Ok(CorrelationRule {
+            meta: Arc::new(doc.meta.clone()),
+            spec: Spec {
+                kind: doc.kind,
+                timespan,
+                bounds: doc.bounds.clone(),
+                inputs: doc.rules.len(),
+            },
+            group_by: doc.group_by.clone(),
+            inputs,
+            alerts: true,
+            consumers: Vec::new(),
+            origin: String::new(),
+        })
+    }
+}
+
+/// What a correlation saw of one event.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The event time, ms since the epoch.
+    pub time: i64,
+    /// The group-by values, in order.
+    pub group: Vec<String>,
+    /// The `condition.field` value.
+    pub value: Option<String>,
+    /// A summary of the event for the alert.
+    pub digest: EventDigest,
+}
+
+/// A correlation that fired.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fire {
+    /// Index of the correlation rule.
+    pub rule: usize,
+    /// The group-by values.
+    pub group: Vec<String>,
+    /// What the condition measured, and when.
+    pub verdict: Verdict,
+    /// Events the group saw in its window.
+    pub seen: u64,
+    /// Some of those events.
+    pub digests: Vec<EventDigest>,
+}
+
+/// A change to persist: a group's state, or its removal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupChange {
+    /// The correlation rule's id.
+    pub rule_id: String,
+    /// The group's values as a JSON array string.
+    pub key: String,
+    /// The state, or `None` when the group is gone.
+    pub group: Option<Group>,
+}
+
+#[derive(Default)]
+struct RuleState {
+    groups: HashMap<Vec<String>, (u64, Group)>,
+    /// Last update sequence → group, for least-recently-used eviction.
+    recency: BTreeMap<u64, Vec<String>>,
+    /// (window end, sequence) → group, for windows judged at their end.
+    closing: BTreeMap<(i64, u64), Vec<String>>,
+}
+
+/// The live state of every correlation rule.
+pub struct Runtime {
+    rules: Arc<[CorrelationRule]>,
+    states: Vec<RuleState>,
+    limits: Limits,
+    newest: i64,
+    seq: u64,
+    stats: Stats,
+    dirty: HashSet<(usize, Vec<String>)>,
+}
+
+impl Runtime {
+    /// An empty runtime for `rules`.
+    pub fn new(rules: Arc<[CorrelationRule]>, limits: Limits) -> Runtime {
+        let states = rules.iter().map(|_| RuleState::default()).collect();
+        Runtime {
+            rules,
+            states,
+            limits,
+            newest: i64::MIN,
+            seq: 0,
+            stats: Stats::default(),
+            dirty: HashSet::new(),
+        }
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> &[CorrelationRule] {
+        &self.rules
+    }
+
+    /// What the bounds and the watermark did so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The newest event time seen (ms), for persisting with the state.
+    pub fn newest_event_time(&self) -> Option<i64> {
+        (self.newest != i64::MIN).then_some(self.newest)
+    }
+
+    /// Groups currently held, over all rules.
+    pub fn group_count(&self) -> usize {
+        self.states.iter().map(|s| s.groups.len()).sum()
+    }
+
+    fn watermark(&self) -> i64 {
+        self.newest.saturating_sub(self.limits.late_allowance_ms)
+    }
+
+    /// Feeds one event matched by input `input` of correlation `rule`.
+    pub fn observe(&mut self, rule: usize, input: usize, obs: Observation) -> Vec<Fire> {
+        let mut fires = Vec::new();
+        let Some(spec) = self.rules.get(rule).map(|r| r.spec.clone()) else {
+            return fires;
+        };
+        if obs.time < self.watermark() {
+            self.stats.late_events += 1;
+            return fires;
+        }
+        if obs.time > self.newest {
+            self.newest = obs.time;
+        }
+        let key = obs.group;
+        let entry = Entry {
+            time: obs.time,
+            input: u16::try_from(input).unwrap_or(u16::MAX),
+            value: obs.value,
+        };
+        if !spec.fires_early() {
+            // A window judged at its end: an event past it closes it first.
+            let past_end = self.states[rule]
+                .groups
+                .get(&key)
+                .and_then(|(_, g)| g.window_start)
+                .is_some_and(|start| obs.time >= start.saturating_add(spec.timespan));
+            if past_end {
+                fires.extend(self.close(rule, &key));
+            }
+        }
+        let horizon = self.watermark().saturating_sub(spec.timespan);
+        let max_entries = self.limits.max_entries;
+        // The group's closing slot moves with its sequence number.
+        if let Some((
+            seq,
+            Group {
+                window_start: Some(start),
+                ..
+            },
+        )) = self.states[rule].groups.get(&key)
+        {
+            let slot = (start.saturating_add(spec.timespan), *seq);
+            self.states[rule].closing.remove(&slot);
+        }
+        let group = self.touch(rule, &key);
+        if group.window_start.is_none() && !spec.fires_early() {
+            group.window_start = Some(entry.time);
+        }
+        let start = group.window_start;
+        let dropped = group.insert(entry, obs.digest, max_entries);
+        if spec.fires_early() {
+            group.expire(horizon);
+        }
+        let verdict = if spec.fires_early() {
+            group.check_early(&spec)
+        } else {
+            None
+        };
+        self.stats.evicted_entries += dropped as u64;
+        if let (false, Some(start)) = (spec.fires_early(), start) {
+            let seq = self.states[rule].groups.get(&key).map_or(0, |(s, _)| *s);
+            self.states[rule]
+                .closing
+                .insert((start.saturating_add(spec.timespan), seq), key.clone());
+        }
+        if let Some(verdict) = verdict {
+            fires.push(self.fire(rule, &key, verdict));
+        }
+        self.dirty.insert((rule, key));
+        fires.extend(self.advance());
+        fires
+    }
+
+    /// Judges every window whose end the watermark has passed.
+    pub fn advance(&mut self) -> Vec<Fire> {
+        let watermark = self.watermark();
+        let mut fires = Vec::new();
+        for rule in 0..self.states.len() {
+            loop {
+                let due = match self.states[rule].closing.first_key_value() {
+                    Some((&(end, seq), key)) if end <= watermark => Some(((end, seq), key.clone())),
+                    _ => None,
+                };
+                let Some((slot, key)) = due else { break };
+                self.states[rule].closing.remove(&slot);
+                // Only the group's current window counts; older slots are stale.
+                let current = self.states[rule]
+                    .groups
+                    .get(&key)
+                    .is_some_and(|(seq, g)| *seq == slot.1 && g.window_start.is_some());
+                if current {
+                    fires.extend(self.close(rule, &key));
+                }
+            }
+        }
+        fires
+    }
+
+    /// Judges and removes a group's window.
+    fn close(&mut self, rule: usize, key: &[String]) -> Option<Fire> {
+        let spec = &self.rules[rule].spec;
+        let verdict = self.states[rule]
+            .groups
+            .get(key)
+            .and_then(|(_, g)| g.check_window(spec));
+        match verdict {
+            Some(verdict) => Some(self.fire(rule, key, verdict)),
+            None => {
+                self.remove(rule, key);
+                None
+            }
+        }
+    }
+
+    fn fire(&mut self, rule: usize, key: &[String], verdict: Verdict) -> Fire {
+        let group = self.remove(rule, key).unwrap_or_default();
+        Fire {
+            rule,
+            group: key.to_vec(),
+            verdict,
+            seen: group.seen,
+            digests: group.digests,
+        }
+    }
+
+    fn remove(&mut self, rule: usize, key: &[String]) -> Option<Group> {
+        let state = &mut self.states[rule];
+        let (seq, group) = state.groups.remove(key)?;
+        state.recency.remove(&seq);
+        self.dirty.insert((rule, key.to_vec()));
+        Some(group)
+    }
+
+    /// The group, created if new, marked as most recently used.
+    fn touch(&mut self, rule: usize, key: &[String]) -> &mut Group {
+        self.seq += 1;
+        let seq = self.seq;
+        let limit = self.limits.max_groups.max(1);
+        let state = &mut self.states[rule];
+        if let Some((old, _)) = state.groups.get(key) {
+            let old = *old;
+            state.recency.remove(&old);
+        } else if state.groups.len() >= limit {
+            if let Some((_, victim)) = state.recency.pop_first() {
+                state.groups.remove(&victim);
+                self.dirty.insert((rule, victim));
+                self.stats.evicted_groups += 1;
+            }
+        }
+        state.recency.insert(seq, key.to_vec());
+        let slot = state
+            .groups
+            .entry(key.to_vec())
+            .or_insert((seq, Group::default()));
+        slot.0 = seq;
+        &mut slot.1
+    }
+
+    /// The groups changed since the last call, for the state store.
+    pub fn take_changes(&mut self) -> Vec<GroupChange> {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut changes: Vec<GroupChange> = dirty
+            .into_iter()
+            .filter_map(|(rule, key)| {
+                let rule_id = self.rules.get(rule)?.meta.id.clone();
+                let group = self.states[rule].groups.get(&key).map(|(_, g)| g.clone());
+                Some(GroupChange {
+                    rule_id,
+                    key: serde_json::to_string(&key).ok()?,
+                    group,
+                })
+            })
+            .collect();
+        changes.sort_by(|a, b| (&a.rule_id, &a.key).cmp(&(&b.rule_id, &b.key)));
+        changes
+    }
+
+    /// Puts back a group saved by [`Runtime::take_changes`]; groups of rules
+    /// that no longer exist are ignored. Returns whether it was restored.
+    pub fn restore(&mut self, rule_id: &str, key: &str, group: Group) -> bool {
+        let Some(rule) = self.rules.iter().position(|r| r.meta.id == rule_id) else {
+            return false;
+        };
+        let Ok(key) = serde_json::from_str::<Vec<String>>(key) else {
+            return false;
+        };
+        if let Some(last) = group.entries.last() {
+            self.newest = self.newest.max(last.time);
+        }
+        let start = group.window_start;
+        let timespan = self.rules[rule].spec.timespan;
+        let slot = self.touch(rule, &key);
+        *slot = group;
+        if let Some(start) = start {
+            let seq = self.states[rule].groups.get(&key).map_or(0, |(s, _)| *s);
+            self.states[rule]
+                .closing
+                .insert((start.saturating_add(timespan), seq), key);
+        }
+        true
+    }
+
+    /// Counts a match that could not be grouped because a group-by field was missing.
+    pub fn count_missing_group_field(&mut self) {
+        self.stats.missing_group_field += 1;
+    }
+
+    /// Sets the newest event time seen, restored from the state store.
+    pub fn restore_newest(&mut self, newest: i64) {
+        self.newest = self.newest.max(newest);
+    }
+}
+
+#[cfg(test)]
+mod tests;

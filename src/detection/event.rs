@@ -1,0 +1,321 @@
+//! Turning a record's text into something rules can read, or a reason not to.
+//!
+//! Every record a source reads ends up either processed or rejected with
+//! one of the reasons below, which label the rejection metrics. Limits on
+//! size and nesting keep one hostile record from costing the daemon its
+//! memory or its stack.
+
+use sonic_rs::{JsonType, JsonValueTrait, Value};
+
+use super::sigma::field::FieldPath;
+
+/// How a record's text is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A CloudTrail record: a JSON object with eventName, eventSource and eventTime.
+    CloudTrail,
+    /// Any JSON object.
+    Json,
+    /// A line of text, matched by keywords only.
+    Text,
+}
+
+/// Size and nesting limits for one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Larger records are rejected (CloudTrail's own limit is 256 KB).
+    pub max_bytes: usize,
+    /// Deeper nesting is rejected.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 1024 * 1024,
+            max_depth: 128,
+        }
+    }
+}
+
+/// Why a record was not processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// Not valid UTF-8.
+    InvalidUtf8,
+    /// Larger than the limit.
+    TooLarge,
+    /// Nested deeper than the limit.
+    TooDeep,
+    /// Not valid JSON.
+    InvalidJson,
+    /// JSON, but not an object.
+    NotAnObject,
+    /// A JSON object without CloudTrail's fields, from a CloudTrail source.
+    NotCloudTrail,
+    /// Part of a file or object that could not be read (truncated gzip, bad JSON framing).
+    Unreadable,
+}
+
+impl Reason {
+    /// Every reason, for metrics and summaries.
+    pub const ALL: [Reason; 7] = [
+        Reason::InvalidUtf8,
+        Reason::TooLarge,
+        Reason::TooDeep,
+        Reason::InvalidJson,
+        Reason::NotAnObject,
+        Reason::NotCloudTrail,
+        Reason::Unreadable,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidUtf8 => "invalid_utf8",
+            Reason::TooLarge => "too_large",
+            Reason::TooDeep => "too_deep",
+            Reason::InvalidJson => "invalid_json",
+            Reason::NotAnObject => "not_an_object",
+            Reason::NotCloudTrail => "not_cloudtrail",
+            Reason::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// A rejected record: the reason, and a detail for the log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The reason (a metric label).
+    pub reason: Reason,
+    /// What exactly was wrong, without the record's content.
+    pub detail: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.detail, self.reason.as_str())
+    }
+}
+
+/// Parses `raw` as `format` within `limits`. Text records have no JSON root.
+pub fn parse(raw: &str, format: Format, limits: &Limits) -> Result<Option<Value>, Rejection> {
+    let reject = |reason, detail: String| Err(Rejection { reason, detail });
+    if raw.len() > limits.max_bytes {
+        return reject(
+            Reason::TooLarge,
+            format!(
+                "{} bytes, more than the limit of {}",
+                raw.len(),
+                limits.max_bytes
+            ),
+        );
+    }
+    if format == Format::Text {
+        return Ok(None);
+    }
+    if exceeds_depth(raw.as_bytes(), limits.max_depth) {
+        return reject(
+            Reason::TooDeep,
+            format!("nested deeper than {} levels", limits.max_depth),
+        );
+    }
+    let root: Value = match sonic_rs::from_str(raw) {
+        Ok(root) => root,
+        Err(err) => return reject(Reason::InvalidJson, format!("invalid JSON: {err}")),
+    };
+    if root.get_type() != JsonType::Object {
+        return reject(
+            Reason::NotAnObject,
+            "a JSON value that is not an object".to_owned(),
+        );
+    }
+    if format == Format::CloudTrail {
+        for field in ["eventName", "eventSource", "eventTime"] {
+            if root.get(field).and_then(|v| v.as_str()).is_none() {
+                return reject(
+                    Reason::NotCloudTrail,
+                    format!("not a CloudTrail record: no {field}"),
+                );
+            }
+        }
+    }
+    Ok(Some(root))
+}
+
+/// Whether JSON text nests deeper than `limit`. Counting every bracket is an
+/// upper bound on depth and costs little, so only records with many
+/// brackets pay for an exact scan.
+pub fn exceeds_depth(raw: &[u8], limit: usize) -> bool {
+    if memchr::memchr2_iter(b'[', b'{', raw).count() <= limit {
+        return false;
+    }
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in raw {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Fields of an event that alerts, dedup and correlations read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFacts {
+    /// `eventTime` (or `@timestamp`, `timestamp`, `time`), as written.
+    pub time_text: Option<String>,
+    /// The event time in ms since the epoch, when it could be read.
+    pub time_ms: Option<i64>,
+    /// `eventID`.
+    pub event_id: Option<String>,
+    /// `eventSource`.
+    pub event_source: Option<String>,
+    /// `eventName`.
+    pub event_name: Option<String>,
+    /// Who acted.
+    pub principal: Option<String>,
+    /// `recipientAccountId`, else `userIdentity.accountId`.
+    pub account: Option<String>,
+    /// `awsRegion`.
+    pub region: Option<String>,
+    /// `sourceIPAddress`.
+    pub source_ip: Option<String>,
+    /// `userAgent`.
+    pub user_agent: Option<String>,
+}
+
+fn top(root: &Value, key: &str) -> Option<String> {
+    root.get(key).and_then(|v| v.as_str()).map(str::to_owned)
+}
+
+impl EventFacts {
+    /// Reads the facts of a parsed event (none for text events).
+    pub fn of(root: Option<&Value>) -> EventFacts {
+        let Some(root) = root else {
+            return EventFacts::default();
+        };
+        let time_text = ["eventTime", "@timestamp", "timestamp", "time"]
+            .iter()
+            .find_map(|k| top(root, k));
+        let time_ms = time_text.as_deref().and_then(parse_time_ms);
+        EventFacts {
+            time_text,
+            time_ms,
+            event_id: top(root, "eventID"),
+            event_source: top(root, "eventSource"),
+            event_name: top(root, "eventName"),
+            principal: principal(root),
+            account: top(root, "recipientAccountId").or_else(|| {
+                FieldPath::new("userIdentity.accountId")
+                    .first_text(root)
+                    .map(str::to_owned)
+            }),
+            region: top(root, "awsRegion"),
+            source_ip: top(root, "sourceIPAddress"),
+            user_agent: top(root, "userAgent"),
+        }
+    }
+}
+
+/// The acting principal of a CloudTrail record: its ARN when it has one
+/// (users, roles' sessions, root), else the service that acted for it, else
+/// its principal id or user name.
+fn principal(root: &Value) -> Option<String> {
+    let identity = root.get("userIdentity")?;
+    ["arn", "invokedBy", "principalId", "userName"]
+        .iter()
+        .find_map(|k| identity.get(*k).and_then(|v| v.as_str()))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time such as
+/// `2024-07-31T13:06:24Z`.
+pub fn parse_time_ms(text: &str) -> Option<i64> {
+    let time: jiff::Timestamp = text.trim().parse().ok()?;
+    Some(time.as_millisecond())
+}
+
+/// RFC 3339 text of a time in ms since the epoch.
+pub fn format_time_ms(ms: i64) -> Option<String> {
+    jiff::Timestamp::from_millisecond(ms)
+        .ok()
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECORD: &str = r#"{"eventVersion":"1.08","eventTime":"2024-07-31T13:06:24Z","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userAgent":"aws-cli/2","eventID":"e-1","recipientAccountId":"111122223333","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333"}}"#;
+
+    #[test]
+    fn parses_cloudtrail_and_reads_its_facts() {
+        let root = parse(RECORD, Format::CloudTrail, &Limits::default()).unwrap();
+        let facts = EventFacts::of(root.as_ref());
+        assert_eq!(facts.event_name.as_deref(), Some("CreateUser"));
+        assert_eq!(
+            facts.principal.as_deref(),
+            Some("arn:aws:iam::111122223333:user/alice")
+        );
+        assert_eq!(facts.account.as_deref(), Some("111122223333"));
+        assert_eq!(facts.time_ms, Some(1_722_431_184_000));
+        assert_eq!(
+            format_time_ms(1_722_431_184_000).as_deref(),
+            Some("2024-07-31T13:06:24Z")
+        );
+    }
+
+    #[test]
+    fn rejects_with_a_reason() {
+        let limits = Limits {
+            max_bytes: 1000,
+            max_depth: 16,
+        };
+        let reason = |raw: &str, format| parse(raw, format, &limits).unwrap_err().reason;
+        assert_eq!(reason("{\"a\":", Format::Json), Reason::InvalidJson);
+        assert_eq!(reason("[1,2]", Format::Json), Reason::NotAnObject);
+        assert_eq!(
+            reason("{\"a\":1}", Format::CloudTrail),
+            Reason::NotCloudTrail
+        );
+        assert_eq!(reason(&"x".repeat(1001), Format::Text), Reason::TooLarge);
+        let deep = format!("{}1{}", "[".repeat(17), "]".repeat(17));
+        assert_eq!(reason(&deep, Format::Json), Reason::TooDeep);
+        assert!(parse("{\"a\":1}", Format::Json, &limits).unwrap().is_some());
+        assert!(
+            parse("plain text", Format::Text, &limits)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn depth_scan_ignores_brackets_in_strings() {
+        let many = format!("{{\"s\":\"{}\"}}", "[".repeat(500));
+        assert!(!exceeds_depth(many.as_bytes(), 4));
+        let escaped = r#"{"s":"\"[[[[[["}"#;
+        assert!(!exceeds_depth(escaped.as_bytes(), 4));
+        let deep = format!("{}{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+        assert!(exceeds_depth(deep.as_bytes(), 128));
+    }
+}

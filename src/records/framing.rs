@@ -1,0 +1,309 @@
+//! Recognising how records are laid out in a file, and splitting them.
+
+use std::io::{BufRead, Read};
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::{Flow, Position, ReadSummary, Record, unreadable};
+use crate::detection::event::{Reason, Rejection};
+
+/// How records are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// An S3 trail file: `{"Records":[...]}`.
+    TrailFile,
+    /// A JSON array of records.
+    Array,
+    /// One record per line.
+    Lines,
+    /// Nothing but whitespace.
+    Empty,
+}
+
+/// Tells the layout from the first bytes of (decompressed) text.
+pub fn detect_layout(head: &[u8]) -> Layout {
+    let text = trim_start(head);
+    match text.first() {
+        None => Layout::Empty,
+        Some(b'[') => Layout::Array,
+        Some(b'{') => {
+            let inner = trim_start(&text[1..]);
+            if inner.starts_with(b"\"Records\"") {
+                Layout::TrailFile
+            } else {
+                Layout::Lines
+            }
+        }
+        Some(_) => Layout::Lines,
+    }
+}
+
+fn trim_start(bytes: &[u8]) -> &[u8] {
+    let skip = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace() && *b != 0xef && *b != 0xbb && *b != 0xbf)
+        .unwrap_or(bytes.len());
+    &bytes[skip..]
+}
+
+pub(super) fn read(
+    input: &mut dyn BufRead,
+    max_bytes: usize,
+    each: &mut dyn FnMut(Record) -> Flow,
+) -> ReadSummary {
+    // The layout shows in the first bytes; a pipe may deliver fewer at
+    // first, so collect enough of them before deciding.
+    let mut head = Vec::with_capacity(HEAD);
+    let mut failure = None;
+    while head.len() < HEAD {
+        match input.fill_buf() {
+            Ok([]) => break,
+            Ok(chunk) => {
+                let take = chunk.len().min(HEAD - head.len());
+                head.extend_from_slice(&chunk[..take]);
+                input.consume(take);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
+    }
+    if let Some(err) = failure.filter(|_| head.is_empty()) {
+        let record = Record {
+            position: Position::Index(0),
+            text: Err(unreadable(format!("cannot read: {err}"))),
+        };
+        let stopped = each(record) == Flow::Stop;
+        return ReadSummary {
+            layout: Layout::Empty,
+            gzip: false,
+            records: 1,
+            stopped,
+        };
+    }
+    let layout = detect_layout(&head);
+    let mut whole = std::io::Cursor::new(head).chain(input);
+    let (records, stopped) = match layout {
+        Layout::Empty => (0, false),
+        Layout::Lines => lines(&mut whole, max_bytes, each),
+        Layout::Array | Layout::TrailFile => json(&mut whole, layout, max_bytes, each),
+    };
+    ReadSummary {
+        layout,
+        gzip: false,
+        records,
+        stopped,
+    }
+}
+
+/// Bytes looked at to tell the layout.
+const HEAD: usize = 64;
+
+/// NDJSON: each non-blank line is a record. A line longer than the limit is
+/// rejected without holding more than the limit of it in memory.
+fn lines(
+    input: &mut dyn BufRead,
+    max_bytes: usize,
+    each: &mut dyn FnMut(Record) -> Flow,
+) -> (u64, bool) {
+    let mut line_no = 0u64;
+    let mut records = 0u64;
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        buf.clear();
+        line_no += 1;
+        let mut overflow = false;
+        let mut ended = false;
+        let mut line_len = 0usize;
+        loop {
+            let chunk = match input.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(err) => {
+                    records += 1;
+                    let record = Record {
+                        position: Position::Line(line_no),
+                        text: Err(unreadable(format!(
+                            "the file breaks off at line {line_no}: {err}"
+                        ))),
+                    };
+                    let stop = each(record) == Flow::Stop;
+                    return (records, stop);
+                }
+            };
+            if chunk.is_empty() {
+                ended = true;
+                break;
+            }
+            let (take, found) = match memchr::memchr(b'\n', chunk) {
+                Some(i) => (i + 1, true),
+                None => (chunk.len(), false),
+            };
+            // Only the line's own bytes count, not its newline.
+            let content = take - usize::from(found);
+            line_len += content;
+            if line_len > max_bytes {
+                overflow = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(&chunk[..content]);
+            }
+            input.consume(take);
+            if found {
+                break;
+            }
+        }
+        if ended && buf.is_empty() && !overflow {
+            return (records, false);
+        }
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) && !overflow {
+            if ended {
+                return (records, false);
+            }
+            continue;
+        }
+        records += 1;
+        let text = if overflow {
+            Err(Rejection {
+                reason: Reason::TooLarge,
+                detail: format!("line longer than the limit of {max_bytes} bytes"),
+            })
+        } else {
+            String::from_utf8(std::mem::take(&mut buf)).map_err(|err| Rejection {
+                reason: Reason::InvalidUtf8,
+                detail: format!("not UTF-8 at byte {}", err.utf8_error().valid_up_to()),
+            })
+        };
+        let record = Record {
+            position: Position::Line(line_no),
+            text,
+        };
+        if each(record) == Flow::Stop {
+            return (records, true);
+        }
+        if ended {
+            return (records, false);
+        }
+    }
+}
+
+/// A JSON array, or the `Records` array of a trail file, streamed element by element.
+fn json(
+    input: &mut dyn BufRead,
+    layout: Layout,
+    max_bytes: usize,
+    each: &mut dyn FnMut(Record) -> Flow,
+) -> (u64, bool) {
+    let mut state = Streaming {
+        each,
+        max_bytes,
+        index: 0,
+        stopped: false,
+    };
+    let mut de = serde_json::Deserializer::from_reader(input);
+    let result = match layout {
+        Layout::TrailFile => de.deserialize_map(TrailFile(&mut state)),
+        _ => de.deserialize_seq(Elements(&mut state)),
+    }
+    .and_then(|()| if state.stopped { Ok(()) } else { de.end() });
+    if let Err(err) = result {
+        if !state.stopped {
+            let index = state.index;
+            state.index += 1;
+            let record = Record {
+                position: Position::Index(index),
+                text: Err(unreadable(format!(
+                    "the file cannot be read past record {index}: {err}"
+                ))),
+            };
+            state.stopped = (state.each)(record) == Flow::Stop;
+        }
+    }
+    (state.index, state.stopped)
+}
+
+struct Streaming<'a> {
+    each: &'a mut dyn FnMut(Record) -> Flow,
+    max_bytes: usize,
+    index: u64,
+    stopped: bool,
+}
+
+struct TrailFile<'s, 'a>(&'s mut Streaming<'a>);
+
+impl<'de> Visitor<'de> for TrailFile<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a CloudTrail file, {\"Records\": [...]}")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "Records" && !self.0.stopped {
+                map.next_value_seed(Elements(&mut *self.0))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Elements<'s, 'a>(&'s mut Streaming<'a>);
+
+impl<'de> DeserializeSeed<'de> for Elements<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Elements<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let state = self.0;
+        while !state.stopped {
+            let Some(raw) = seq.next_element::<Box<RawValue>>()? else {
+                break;
+            };
+            let text: String = raw.get().to_owned();
+            let text = if text.len() > state.max_bytes {
+                Err(Rejection {
+                    reason: Reason::TooLarge,
+                    detail: format!(
+                        "{} bytes, more than the limit of {}",
+                        text.len(),
+                        state.max_bytes
+                    ),
+                })
+            } else {
+                Ok(text)
+            };
+            let record = Record {
+                position: Position::Index(state.index),
+                text,
+            };
+            state.index += 1;
+            if (state.each)(record) == Flow::Stop {
+                state.stopped = true;
+            }
+        }
+        // Stopping early leaves the rest unread: that is not a framing error.
+        if state.stopped {
+            return Err(de::Error::custom("stopped"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,98 @@
+//! Reading CloudTrail records out of files and objects, one at a time.
+//!
+//! CloudTrail writes S3 trail files as one JSON object `{"Records":[...]}`,
+//! usually gzip-compressed; exports and tools write JSON arrays or NDJSON.
+//! [`read_records`] recognises all of them (gzip by its magic bytes, the
+//! layout by the first bytes of JSON) and hands records to a callback one
+//! by one, so memory holds one record, never the whole file. A record that
+//! is not UTF-8 or too large, and a file that breaks off (truncated gzip,
+//! bad JSON framing), are reported as rejections with their position; the
+//! records before them are not lost.
+
+mod framing;
+
+use std::io::{BufRead, BufReader, Read};
+
+pub use framing::{Layout, detect_layout};
+
+use crate::detection::event::{Reason, Rejection};
+
+/// Where a record was in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// 1-based line of an NDJSON file.
+    Line(u64),
+    /// 0-based index in a JSON array or in `Records`.
+    Index(u64),
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::Line(n) => write!(f, "line {n}"),
+            Position::Index(n) => write!(f, "record {n}"),
+        }
+    }
+}
+
+/// One record read, or why it could not be.
+#[derive(Debug)]
+pub struct Record {
+    /// Where it was.
+    pub position: Position,
+    /// Its text, or why it was rejected.
+    pub text: Result<String, Rejection>,
+}
+
+/// The callback's answer: go on, or stop reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Read the next record.
+    Continue,
+    /// Stop here.
+    Stop,
+}
+
+/// What a whole read did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadSummary {
+    /// The layout found.
+    pub layout: Layout,
+    /// Whether the data was gzip-compressed.
+    pub gzip: bool,
+    /// Records handed to the callback (rejected ones included).
+    pub records: u64,
+    /// Whether the callback stopped the read.
+    pub stopped: bool,
+}
+
+/// Reads every record of `input` into `each`, with `max_bytes` as the size
+/// limit of one record.
+pub fn read_records(
+    input: impl Read,
+    max_bytes: usize,
+    mut each: impl FnMut(Record) -> Flow,
+) -> ReadSummary {
+    let mut buffered = BufReader::with_capacity(256 * 1024, input);
+    let gzip = matches!(buffered.fill_buf(), Ok([0x1f, 0x8b, ..]));
+    if gzip {
+        let decoder = flate2::bufread::MultiGzDecoder::new(buffered);
+        let mut inner = BufReader::with_capacity(256 * 1024, decoder);
+        let mut summary = framing::read(&mut inner, max_bytes, &mut each);
+        summary.gzip = true;
+        summary
+    } else {
+        framing::read(&mut buffered, max_bytes, &mut each)
+    }
+}
+
+/// A rejection for a part of a file that could not be read.
+pub(crate) fn unreadable(detail: String) -> Rejection {
+    Rejection {
+        reason: Reason::Unreadable,
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests;

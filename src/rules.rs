@@ -1,0 +1,185 @@
+//! Where rules come from: the built-in pack embedded in the binary, and
+//! rule files or folders on disk, each with its test file beside it.
+//!
+//! A rule file is any `*.yml` or `*.yaml`; `NAME.tests.yml` next to
+//! `NAME.yml` holds that file's test events (see
+//! [`crate::detection::ruletest`]). Folders are read recursively, in name
+//! order, so loading is the same on every machine.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::RulesConfig;
+use crate::detection::sigma::ruleset::{LoadOptions, RuleFile, RuleSet};
+
+/// A rule file of the built-in pack.
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltinFile {
+    /// Its path under `config/rules/`.
+    pub path: &'static str,
+    /// Its YAML.
+    pub text: &'static str,
+    /// The test file beside it.
+    pub tests: Option<&'static str>,
+}
+
+include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
+
+/// Rule files larger than this are refused: no rule file comes close.
+pub const MAX_RULE_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The origin written for built-in rule files.
+pub fn builtin_origin(path: &str) -> String {
+    format!("builtin:{path}")
+}
+
+/// The built-in pack as rule files.
+pub fn builtin() -> Vec<RuleFile> {
+    FILES
+        .iter()
+        .map(|f| RuleFile {
+            origin: builtin_origin(f.path),
+            text: f.text.to_owned(),
+            builtin: true,
+        })
+        .collect()
+}
+
+/// A rule file or folder that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadProblem {
+    /// The path.
+    pub path: PathBuf,
+    /// Why.
+    pub message: String,
+}
+
+/// Every rule file under `paths` (files as given, folders recursively), in order.
+pub fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<ReadProblem>) {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            walk(path, &mut files, &mut problems);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            problems.push(ReadProblem {
+                path: path.clone(),
+                message: "no such file or folder".to_owned(),
+            });
+        }
+    }
+    (files, problems)
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<ReadProblem>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            problems.push(ReadProblem {
+                path: dir.to_owned(),
+                message: format!("cannot read folder: {err}"),
+            });
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            walk(&path, files, problems);
+        } else if is_rule_file(&path) {
+            files.push(path);
+        }
+    }
+}
+
+/// Whether `path` names a rule file (not a test file).
+pub fn is_rule_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    (name.ends_with(".yml") || name.ends_with(".yaml")) && !is_test_file(path)
+}
+
+/// Whether `path` names a rule test file.
+pub fn is_test_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    name.ends_with(".tests.yml") || name.ends_with(".tests.yaml")
+}
+
+/// The test file beside a rule file, when there is one.
+pub fn test_file_for(rule: &Path) -> Option<PathBuf> {
+    let name = rule.file_name()?.to_str()?;
+    let stem = name
+        .strip_suffix(".yml")
+        .or_else(|| name.strip_suffix(".yaml"))?;
+    ["tests.yml", "tests.yaml"]
+        .iter()
+        .map(|ext| rule.with_file_name(format!("{stem}.{ext}")))
+        .find(|p| p.exists())
+}
+
+/// Reads rule files from disk.
+pub fn read_files(paths: &[PathBuf]) -> (Vec<RuleFile>, Vec<ReadProblem>) {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if size > MAX_RULE_FILE_BYTES {
+            problems.push(ReadProblem {
+                path: path.clone(),
+                message: format!(
+                    "{size} bytes: larger than the {MAX_RULE_FILE_BYTES}-byte limit for rule files"
+                ),
+            });
+            continue;
+        }
+        match std::fs::read_to_string(path) {
+            Ok(text) => files.push(RuleFile {
+                origin: path.display().to_string(),
+                text,
+                builtin: false,
+            }),
+            Err(err) => problems.push(ReadProblem {
+                path: path.clone(),
+                message: format!("cannot read rule file: {err}"),
+            }),
+        }
+    }
+    (files, problems)
+}
+
+/// The rule files configuration asks for: the built-in pack when enabled,
+/// then `rules.paths`, then `extra` (command-line paths).
+pub fn configured_files(
+    config: &RulesConfig,
+    extra: &[PathBuf],
+) -> (Vec<RuleFile>, Vec<ReadProblem>) {
+    let mut files = if config.builtin {
+        builtin()
+    } else {
+        Vec::new()
+    };
+    let mut paths = config.paths.clone();
+    paths.extend(extra.iter().cloned());
+    let (found, mut problems) = discover(&paths);
+    let (read, read_problems) = read_files(&found);
+    files.extend(read);
+    problems.extend(read_problems);
+    (files, problems)
+}
+
+/// Loads the rule set configuration asks for.
+pub fn load(config: &RulesConfig, extra: &[PathBuf]) -> (RuleSet, Vec<ReadProblem>) {
+    let (files, problems) = configured_files(config, extra);
+    let options = LoadOptions {
+        placeholders: config.placeholders.clone(),
+        disabled: config.disabled.iter().cloned().collect(),
+    };
+    (RuleSet::load(&files, &options), problems)
+}
