@@ -18,7 +18,7 @@ use crate::detection::engine::{Engine, EventInput};
 use crate::detection::event::{Format, Reason, Rejection};
 use crate::detection::sigma::document::LogSource;
 use crate::detection::{Alert, Level};
-use crate::records::{Flow, read_records};
+use crate::records::{Flow, Position, read_records};
 
 /// Rejections printed individually per reason; the rest are only counted.
 const REJECTIONS_SHOWN: u64 = 20;
@@ -157,10 +157,10 @@ pub fn replay(
         let mut failure: Option<io::Error> = None;
         read_records(counting, options.max_bytes, |record| {
             summary.records += 1;
-            let origin = format!("{name}:{}", record.position);
+            let origin = At(&name, record.position);
             let result = match record.text {
                 Err(rejection) => Err(rejection),
-                Ok(text) => process(engine, options, &mut summary, &text, &origin),
+                Ok(text) => process(engine, options, &mut summary, text, &origin),
             };
             let written = match result {
                 Ok(alerts) => alerts.iter().try_for_each(|a| {
@@ -199,12 +199,21 @@ pub fn replay(
     Ok(summary)
 }
 
+/// A record's place: file and line or index.
+struct At<'a>(&'a str, Position);
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.0, self.1)
+    }
+}
+
 fn process(
     engine: &mut Engine,
     options: &ReplayOptions,
     summary: &mut Summary,
     text: &str,
-    origin: &str,
+    origin: &At<'_>,
 ) -> Result<Vec<Alert>, Rejection> {
     let input = EventInput {
         raw: text,

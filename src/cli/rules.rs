@@ -187,6 +187,12 @@ pub fn test(config: &Config, paths: &[PathBuf], builtin: bool) -> ExitCode {
         }
     }
     let engine = config.engine();
+    let reload = |extra: &crate::detection::sigma::detection::Placeholders| {
+        let mut rules_config = config.rules.clone();
+        rules_config.builtin &= builtin;
+        rules_config.placeholders.extend(extra.clone());
+        Arc::new(rules::load(&rules_config, paths).0)
+    };
     let mut report = ruletest::run(
         &set,
         &files,
@@ -195,6 +201,7 @@ pub fn test(config: &Config, paths: &[PathBuf], builtin: bool) -> ExitCode {
             ..engine
         },
         everything,
+        Some(&reload),
     );
     report.problems.extend(problems);
     let mut passed = 0;

@@ -7,17 +7,53 @@
 //! remembered, the oldest forgotten first, and each forgotten-early id is
 //! counted so the bound shows in the metrics.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
-/// Remembered eventIDs.
+use xxhash_rust::xxh3::xxh3_128;
+
+/// Remembered eventIDs, as 128-bit hashes: no allocation per event, and a
+/// collision between two real ids is far less likely than a disk error.
 #[derive(Debug)]
 pub struct Dedup {
     window_ms: i64,
     capacity: usize,
-    seen: HashMap<String, i64>,
-    order: VecDeque<(String, i64)>,
+    seen: HashSet<u128, IdHasher>,
+    order: VecDeque<(u128, i64)>,
     newest: i64,
     evicted: u64,
+}
+
+/// The keys are already hashes: use their low bits as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdHasher;
+
+impl std::hash::BuildHasher for IdHasher {
+    type Hasher = PassThrough;
+
+    fn build_hasher(&self) -> PassThrough {
+        PassThrough(0)
+    }
+}
+
+/// A hasher that keeps the last integer written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        // Truncation keeps the low 64 bits, which are as random as the rest.
+        self.0 = n as u64;
+    }
 }
 
 impl Dedup {
@@ -26,7 +62,7 @@ impl Dedup {
         Dedup {
             window_ms,
             capacity: capacity.max(1),
-            seen: HashMap::new(),
+            seen: HashSet::with_hasher(IdHasher),
             order: VecDeque::new(),
             newest: i64::MIN,
             evicted: 0,
@@ -35,27 +71,27 @@ impl Dedup {
 
     /// Records `id` seen at `time_ms`; returns false when it is a duplicate.
     pub fn first_sighting(&mut self, id: &str, time_ms: i64) -> bool {
-        if self.seen.contains_key(id) {
+        let key = xxh3_128(id.as_bytes());
+        if !self.seen.insert(key) {
             return false;
         }
         self.newest = self.newest.max(time_ms);
-        self.seen.insert(id.to_owned(), time_ms);
-        self.order.push_back((id.to_owned(), time_ms));
+        self.order.push_back((key, time_ms));
         self.expire();
         true
     }
 
     fn expire(&mut self) {
         let horizon = self.newest.saturating_sub(self.window_ms);
-        while let Some((id, time)) = self.order.front() {
+        while let Some(&(key, time)) = self.order.front() {
             let over = self.order.len() > self.capacity;
-            if !over && *time >= horizon {
+            if !over && time >= horizon {
                 break;
             }
-            if over && *time >= horizon {
+            if over && time >= horizon {
                 self.evicted += 1;
             }
-            self.seen.remove(id);
+            self.seen.remove(&key);
             self.order.pop_front();
         }
     }
@@ -75,9 +111,23 @@ impl Dedup {
         self.seen.is_empty()
     }
 
-    /// The remembered ids with their event times, oldest first.
-    pub fn entries(&self) -> impl Iterator<Item = (&str, i64)> {
-        self.order.iter().map(|(id, t)| (id.as_str(), *t))
+    /// The remembered id hashes with their event times, oldest first (to persist them).
+    pub fn entries(&self) -> impl Iterator<Item = (u128, i64)> + '_ {
+        self.order.iter().copied()
+    }
+
+    /// Remembers an id hash saved by [`Dedup::entries`].
+    pub fn restore(&mut self, key: u128, time_ms: i64) {
+        if self.seen.insert(key) {
+            self.newest = self.newest.max(time_ms);
+            self.order.push_back((key, time_ms));
+            self.expire();
+        }
+    }
+
+    /// The hash an id is remembered by.
+    pub fn key_of(id: &str) -> u128 {
+        xxh3_128(id.as_bytes())
     }
 }
 

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
-use sonic_rs::{JsonValueTrait, Value};
 
 use super::alert::{Alert, AlertKind, AlertRule, CorrelationInfo, EventDigest, dedup_key};
 use super::correlation::{self, Fire, Group, GroupChange, Observation, Runtime};
@@ -18,6 +17,7 @@ use super::dedup::Dedup;
 use super::event::{self, EventFacts, Format, Rejection, format_time_ms};
 use super::sigma::detection::EventView;
 use super::sigma::document::{LogSource, Meta};
+use super::sigma::field::{Doc, FieldPath, TopKeys};
 use super::sigma::index::RuleIndex;
 use super::sigma::ruleset::{CompiledRule, RuleSet};
 
@@ -42,7 +42,7 @@ pub struct Processed {
 }
 
 /// One record to evaluate and where it came from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct EventInput<'a> {
     /// The record's text.
     pub raw: &'a str,
@@ -52,10 +52,20 @@ pub struct EventInput<'a> {
     pub logsource: &'a LogSource,
     /// The configured source that read it.
     pub source: Option<&'a str>,
-    /// Where exactly it was read.
-    pub origin: Option<&'a str>,
+    /// Where exactly it was read; formatted only when an alert needs it.
+    pub origin: Option<&'a dyn std::fmt::Display>,
     /// A time to use when the record has none of its own (ms since the epoch).
     pub time_hint_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for EventInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventInput")
+            .field("format", &self.format)
+            .field("source", &self.source)
+            .field("origin", &self.origin.map(ToString::to_string))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Counters over everything processed, for summaries and metrics.
@@ -79,6 +89,8 @@ pub struct Engine {
     candidates: Vec<u32>,
     stats: EngineStats,
     dedup: Option<Dedup>,
+    top_keys: TopKeys,
+    facts: FactPaths,
 }
 
 impl Engine {
@@ -96,6 +108,8 @@ impl Engine {
             dedup: config
                 .dedup
                 .map(|(window, capacity)| Dedup::new(window, capacity)),
+            facts: FactPaths::new(),
+            top_keys: TopKeys::default(),
         }
     }
 
@@ -154,11 +168,21 @@ impl Engine {
     /// Evaluates one record.
     pub fn process(&mut self, input: &EventInput<'_>) -> Result<Processed, Rejection> {
         let root = event::parse(input.raw, input.format, &self.config.event)?;
-        if let (Some(dedup), Some(root)) = (&mut self.dedup, &root) {
-            if let Some(id) = root.get("eventID").and_then(|v| v.as_str()) {
-                let time = root
-                    .get("eventTime")
-                    .and_then(|v| v.as_str())
+        let slot = self.index_for(input.logsource);
+        if self.top_keys.is_stale() {
+            self.top_keys = TopKeys::current();
+        }
+        let table = root
+            .as_ref()
+            .map(|r| self.top_keys.table(r))
+            .unwrap_or_default();
+        let doc = root.as_ref().map(|r| Doc::new(r, &table));
+        if let (Some(dedup), Some(doc)) = (&mut self.dedup, doc) {
+            if let Some(id) = self.facts.event_id.first_text(doc) {
+                let time = self
+                    .facts
+                    .time
+                    .first_text(doc)
                     .and_then(event::parse_time_ms)
                     .or(input.time_hint_ms)
                     .unwrap_or(0);
@@ -171,13 +195,12 @@ impl Engine {
             }
         }
         self.stats.events += 1;
-        let slot = self.index_for(input.logsource);
         let mut candidates = std::mem::take(&mut self.candidates);
         self.indexes[slot]
             .1
-            .candidates(root.as_ref(), &mut candidates, &mut self.scratch);
+            .candidates(doc, &mut candidates, &mut self.scratch);
         let view = EventView {
-            root: root.as_ref(),
+            root: doc,
             raw: input.raw,
         };
         let mut alerts = Vec::new();
@@ -197,19 +220,21 @@ impl Engine {
                 continue;
             }
             self.stats.matches += 1;
-            let facts = facts.get_or_insert_with(|| EventFacts::of(root.as_ref()));
+            let facts = facts.get_or_insert_with(|| self.facts.read(doc));
             if rule.alerts {
-                alerts.push(match_alert(rule, facts, root.as_ref(), input));
+                alerts.push(match_alert(rule, facts, doc, input));
             }
             for &(corr, slot) in &rule.consumers {
-                self.feed(corr, slot, root.as_ref(), facts, input, &mut alerts);
+                self.feed(corr, slot, doc, facts, input, &mut alerts);
             }
         }
         self.candidates = candidates;
         // Windows judged at their end close as event time moves on.
         let fires = self.runtime.advance();
-        let facts = facts.unwrap_or_else(|| EventFacts::of(root.as_ref()));
-        self.handle_fires(fires, root.as_ref(), &facts, input, &mut alerts);
+        if !fires.is_empty() {
+            let facts = facts.unwrap_or_else(|| self.facts.read(doc));
+            self.handle_fires(fires, doc, &facts, input, &mut alerts);
+        }
         Ok(Processed {
             alerts,
             duplicate: false,
@@ -256,7 +281,7 @@ impl Engine {
         &mut self,
         corr: usize,
         slot: usize,
-        root: Option<&Value>,
+        root: Option<Doc<'_>>,
         facts: &EventFacts,
         input: &EventInput<'_>,
         alerts: &mut Vec<Alert>,
@@ -308,7 +333,7 @@ impl Engine {
     fn handle_fires(
         &mut self,
         fires: Vec<Fire>,
-        root: Option<&Value>,
+        root: Option<Doc<'_>>,
         facts: &EventFacts,
         input: &EventInput<'_>,
         alerts: &mut Vec<Alert>,
@@ -324,6 +349,75 @@ impl Engine {
             for &(outer, slot) in &rule.consumers {
                 self.feed(outer, slot, root, facts, input, alerts);
             }
+        }
+    }
+}
+
+/// The fields alerts, dedup and correlations read from every record,
+/// compiled once so that their top-level keys have table slots.
+struct FactPaths {
+    event_id: FieldPath,
+    time: FieldPath,
+    alt_times: [FieldPath; 3],
+    event_source: FieldPath,
+    event_name: FieldPath,
+    account: FieldPath,
+    identity_account: FieldPath,
+    region: FieldPath,
+    source_ip: FieldPath,
+    user_agent: FieldPath,
+    principal: [FieldPath; 4],
+}
+
+impl FactPaths {
+    fn new() -> FactPaths {
+        FactPaths {
+            event_id: FieldPath::new("eventID"),
+            time: FieldPath::new("eventTime"),
+            alt_times: [
+                FieldPath::new("@timestamp"),
+                FieldPath::new("timestamp"),
+                FieldPath::new("time"),
+            ],
+            event_source: FieldPath::new("eventSource"),
+            event_name: FieldPath::new("eventName"),
+            account: FieldPath::new("recipientAccountId"),
+            identity_account: FieldPath::new("userIdentity.accountId"),
+            region: FieldPath::new("awsRegion"),
+            source_ip: FieldPath::new("sourceIPAddress"),
+            user_agent: FieldPath::new("userAgent"),
+            // Who acted: the ARN when there is one (users, role sessions,
+            // root), else the service acting for it, else ids.
+            principal: [
+                FieldPath::new("userIdentity.arn"),
+                FieldPath::new("userIdentity.invokedBy"),
+                FieldPath::new("userIdentity.principalId"),
+                FieldPath::new("userIdentity.userName"),
+            ],
+        }
+    }
+
+    fn read(&self, doc: Option<Doc<'_>>) -> EventFacts {
+        let Some(doc) = doc else {
+            return EventFacts::default();
+        };
+        let text = |p: &FieldPath| p.first_text(doc).map(str::to_owned);
+        let time_text = text(&self.time).or_else(|| self.alt_times.iter().find_map(text));
+        EventFacts {
+            time_ms: time_text.as_deref().and_then(event::parse_time_ms),
+            time_text,
+            event_id: text(&self.event_id),
+            event_source: text(&self.event_source),
+            event_name: text(&self.event_name),
+            principal: self
+                .principal
+                .iter()
+                .find_map(|p| p.first_text(doc).filter(|s| !s.is_empty()))
+                .map(str::to_owned),
+            account: text(&self.account).or_else(|| text(&self.identity_account)),
+            region: text(&self.region),
+            source_ip: text(&self.source_ip),
+            user_agent: text(&self.user_agent),
         }
     }
 }
@@ -354,18 +448,43 @@ fn digest(facts: &EventFacts) -> EventDigest {
     }
 }
 
-fn raw_event(raw: &str, root: Option<&Value>) -> Option<Box<RawValue>> {
+fn raw_event(raw: &str, root: Option<Doc<'_>>) -> Option<Box<RawValue>> {
     match root {
+        // Alerts are JSON lines: a pretty-printed record is compacted first.
+        Some(_) if raw.contains(['\n', '\r']) => RawValue::from_string(compact_json(raw)).ok(),
         Some(_) => RawValue::from_string(raw.to_owned()).ok(),
         // A text record travels as a JSON string.
         None => RawValue::from_string(serde_json::to_string(raw).ok()?).ok(),
     }
 }
 
+/// Valid JSON without the whitespace between tokens.
+fn compact_json(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in raw.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn match_alert(
     rule: &CompiledRule,
     facts: &EventFacts,
-    root: Option<&Value>,
+    root: Option<Doc<'_>>,
     input: &EventInput<'_>,
 ) -> Alert {
     let key = if rule.dedup_fields.is_empty() {
@@ -395,7 +514,7 @@ fn match_alert(
         source_ip: facts.source_ip.clone(),
         user_agent: facts.user_agent.clone(),
         source: input.source.map(str::to_owned),
-        origin: input.origin.map(str::to_owned),
+        origin: input.origin.map(ToString::to_string),
         dedup_key: key,
         events: raw_event(input.raw, root).into_iter().collect(),
         correlated_events: Vec::new(),
@@ -440,7 +559,7 @@ fn correlation_alert(
         source_ip: last.and_then(|d| d.source_ip.clone()),
         user_agent: facts.user_agent.clone(),
         source: input.source.map(str::to_owned),
-        origin: input.origin.map(str::to_owned),
+        origin: input.origin.map(ToString::to_string),
         dedup_key: dedup_key(&rule.meta.id, &parts),
         events: Vec::new(),
         correlated_events: fire.digests.clone(),

@@ -7,8 +7,6 @@
 
 use sonic_rs::{JsonType, JsonValueTrait, Value};
 
-use super::sigma::field::FieldPath;
-
 /// How a record's text is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -207,6 +205,15 @@ fn top(root: &Value, key: &str) -> Option<String> {
     root.get(key).and_then(|v| v.as_str()).map(str::to_owned)
 }
 
+/// The account id of a role's or user's identity.
+fn identity_account(root: &Value) -> Option<String> {
+    let identity = root.get("userIdentity")?;
+    identity
+        .get("accountId")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+}
+
 impl EventFacts {
     /// Reads the facts of a parsed event (none for text events).
     pub fn of(root: Option<&Value>) -> EventFacts {
@@ -224,11 +231,7 @@ impl EventFacts {
             event_source: top(root, "eventSource"),
             event_name: top(root, "eventName"),
             principal: principal(root),
-            account: top(root, "recipientAccountId").or_else(|| {
-                FieldPath::new("userIdentity.accountId")
-                    .first_text(root)
-                    .map(str::to_owned)
-            }),
+            account: top(root, "recipientAccountId").or_else(|| identity_account(root)),
             region: top(root, "awsRegion"),
             source_ip: top(root, "sourceIPAddress"),
             user_agent: top(root, "userAgent"),
@@ -249,10 +252,65 @@ fn principal(root: &Value) -> Option<String> {
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time such as
-/// `2024-07-31T13:06:24Z`.
+/// `2024-07-31T13:06:24Z`. CloudTrail's own form is read by hand, because
+/// every event has one; anything else goes through a full parser.
 pub fn parse_time_ms(text: &str) -> Option<i64> {
+    if let Some(ms) = cloudtrail_time_ms(text.as_bytes()) {
+        return Some(ms);
+    }
     let time: jiff::Timestamp = text.trim().parse().ok()?;
     Some(time.as_millisecond())
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` exactly.
+fn cloudtrail_time_ms(b: &[u8]) -> Option<i64> {
+    let [
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        m0,
+        m1,
+        b'-',
+        d0,
+        d1,
+        b'T',
+        h0,
+        h1,
+        b':',
+        n0,
+        n1,
+        b':',
+        s0,
+        s1,
+        b'Z',
+    ] = *b
+    else {
+        return None;
+    };
+    let digit = |c: u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
+    let two = |a: u8, b: u8| Some(digit(a)? * 10 + digit(b)?);
+    let year = two(y0, y1)? * 100 + two(y2, y3)?;
+    let (month, day) = (two(m0, m1)?, two(d0, d1)?);
+    let (hour, minute, second) = (two(h0, h1)?, two(n0, n1)?, two(s0, s1)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000)
 }
 
 /// RFC 3339 text of a time in ms since the epoch.

@@ -8,9 +8,14 @@
 //!     rule: 3e1f...          # optional when the file has one alerting rule
 //!     match: true            # the rule must alert (false: it must not)
 //!     alerts: 1              # optional: exactly this many alerts
+//!     placeholders:          # optional: allow-lists for this case
+//!       automation_principals: ['arn:aws:sts::111122223333:assumed-role/ci/*']
 //!     events:                # CloudTrail records, in order
 //!       - eventName: AttachUserPolicy
 //!         ...
+//!       - repeat: 100        # the same record 100 times: eventID gets -1, -2, ...
+//!         every: 2s          # and eventTime moves on 2 s each time
+//!         event: {...}
 //! ```
 //!
 //! Each case runs on a fresh engine holding the whole rule set, so filters,
@@ -22,6 +27,7 @@ use std::sync::Arc;
 
 use super::engine::{Engine, EngineConfig, EventInput};
 use super::event::Format;
+use super::sigma::detection::Placeholders;
 use super::sigma::document::LogSource;
 use super::sigma::ruleset::RuleSet;
 use super::sigma::yaml::{Node, Value, load_documents};
@@ -41,6 +47,8 @@ pub struct TestCase {
     pub format: Format,
     /// The events as JSON text (or plain lines), in order.
     pub events: Vec<String>,
+    /// Placeholder values for this case, over the configured ones.
+    pub placeholders: Option<Placeholders>,
     /// The line of the case in its file.
     pub line: usize,
 }
@@ -127,23 +135,39 @@ pub fn parse(origin: &str, rule_origin: &str, text: &str) -> Result<TestFile, Te
             }
         };
         let events = match item.get("events").map(|n| &n.value) {
-            Some(Value::Seq(events)) if !events.is_empty() => events
-                .iter()
-                .map(|e| match (&e.value, format) {
-                    (Value::Str(line), Format::Text) => Ok(line.clone()),
-                    (_, Format::Text) => Err(fail(
-                        e.line,
-                        format!("test \"{name}\": text events are strings"),
-                    )),
-                    _ => Ok(to_json(e)),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
+            Some(Value::Seq(events)) if !events.is_empty() => {
+                let mut out = Vec::new();
+                for e in events {
+                    match (&e.value, format) {
+                        (Value::Str(line), Format::Text) => out.push(line.clone()),
+                        (_, Format::Text) => {
+                            return Err(fail(
+                                e.line,
+                                format!("test \"{name}\": text events are strings"),
+                            ));
+                        }
+                        _ if e.get("repeat").is_some() => out.extend(
+                            repeated(e)
+                                .map_err(|m| fail(e.line, format!("test \"{name}\": {m}")))?,
+                        ),
+                        _ => out.push(to_json(e)),
+                    }
+                }
+                out
+            }
             _ => {
                 return Err(fail(
                     item.line,
                     format!("test \"{name}\" needs a non-empty list of events"),
                 ));
             }
+        };
+        let placeholders = match item.get("placeholders") {
+            None => None,
+            Some(node) => Some(
+                read_placeholders(node)
+                    .map_err(|m| fail(node.line, format!("test \"{name}\": {m}")))?,
+            ),
         };
         cases.push(TestCase {
             name,
@@ -152,6 +176,7 @@ pub fn parse(origin: &str, rule_origin: &str, text: &str) -> Result<TestFile, Te
             alerts,
             format,
             events,
+            placeholders,
             line: item.line,
         });
     }
@@ -160,6 +185,62 @@ pub fn parse(origin: &str, rule_origin: &str, text: &str) -> Result<TestFile, Te
         rule_origin: rule_origin.to_owned(),
         cases,
     })
+}
+
+/// `{repeat: N, every: 2s, event: {...}}`: the event N times, each with a
+/// distinct eventID and, with `every`, an eventTime that moves on.
+fn repeated(node: &Node) -> Result<Vec<String>, String> {
+    let count = match node.get("repeat").map(|n| &n.value) {
+        Some(Value::Int(n, _)) if (1..=10_000).contains(n) => usize::try_from(*n).unwrap_or(1),
+        _ => return Err("repeat must be a count from 1 to 10000".to_owned()),
+    };
+    let every = match node.get("every").and_then(Node::scalar_text) {
+        None => 0,
+        Some(text) => {
+            i64::try_from(super::sigma::document::timespan(&text)?.as_millis()).unwrap_or(0)
+        }
+    };
+    let event = node
+        .get("event")
+        .ok_or("repeat needs the event to repeat under event:")?;
+    let base: serde_json::Value =
+        serde_json::from_str(&to_json(event)).map_err(|e| e.to_string())?;
+    let start = base
+        .get("eventTime")
+        .and_then(|t| t.as_str())
+        .and_then(super::event::parse_time_ms);
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut copy = base.clone();
+        if let Some(object) = copy.as_object_mut() {
+            if let Some(serde_json::Value::String(id)) = object.get_mut("eventID") {
+                id.push_str(&format!("-{}", i + 1));
+            }
+            if let (Some(start), true) = (start, every > 0) {
+                let offset = every.saturating_mul(i64::try_from(i).unwrap_or(0));
+                if let Some(text) = super::event::format_time_ms(start.saturating_add(offset)) {
+                    object.insert("eventTime".to_owned(), serde_json::Value::String(text));
+                }
+            }
+        }
+        out.push(copy.to_string());
+    }
+    Ok(out)
+}
+
+fn read_placeholders(node: &Node) -> Result<Placeholders, String> {
+    let Value::Map(entries) = &node.value else {
+        return Err("placeholders must map names to lists of values".to_owned());
+    };
+    let mut out = Placeholders::new();
+    for (name, values) in entries {
+        let list = match &values.value {
+            Value::Seq(items) => items.iter().filter_map(Node::scalar_text).collect(),
+            _ => values.scalar_text().into_iter().collect(),
+        };
+        out.insert(name.clone(), list);
+    }
+    Ok(out)
 }
 
 /// A YAML node as JSON text.
@@ -222,14 +303,20 @@ impl Report {
     }
 }
 
+/// Builds the rule set again with extra placeholder values, for cases that set them.
+pub type Reload<'a> = &'a dyn Fn(&Placeholders) -> Arc<RuleSet>;
+
 /// Runs `files` against `rules`; `all_rules` decides whether untested
-/// alerting rules are listed (when every rule's tests were asked for).
+/// alerting rules are listed (when every rule's tests were asked for);
+/// `reload` serves the cases with their own placeholders.
 pub fn run(
     rules: &Arc<RuleSet>,
     files: &[TestFile],
     config: EngineConfig,
     all_rules: bool,
+    reload: Option<Reload<'_>>,
 ) -> Report {
+    let mut reloaded: Vec<(Placeholders, Arc<RuleSet>)> = Vec::new();
     let mut report = Report::default();
     let alerting: Vec<(String, String, String)> = rules
         .rules
@@ -290,7 +377,28 @@ pub fn run(
                     continue;
                 }
             };
-            let verdict = run_case(rules, case, &rule_id, config, &logsource);
+            let case_rules = match &case.placeholders {
+                None => Arc::clone(rules),
+                Some(extra) => match (reloaded.iter().find(|(p, _)| p == extra), reload) {
+                    (Some((_, set)), _) => Arc::clone(set),
+                    (None, Some(reload)) => {
+                        let set = reload(extra);
+                        reloaded.push((extra.clone(), Arc::clone(&set)));
+                        set
+                    }
+                    (None, None) => {
+                        report.problems.push(TestFileError {
+                            at,
+                            message: format!(
+                                "test \"{}\" sets placeholders, which this runner cannot apply",
+                                case.name
+                            ),
+                        });
+                        continue;
+                    }
+                },
+            };
+            let verdict = run_case(&case_rules, case, &rule_id, config, &logsource);
             let slot = match report.rules.iter().position(|r| r.rule_id == rule_id) {
                 Some(i) => i,
                 None => {

@@ -50,7 +50,7 @@ fn trim_start(bytes: &[u8]) -> &[u8] {
 pub(super) fn read(
     input: &mut dyn BufRead,
     max_bytes: usize,
-    each: &mut dyn FnMut(Record) -> Flow,
+    each: &mut dyn FnMut(Record<'_>) -> Flow,
 ) -> ReadSummary {
     // The layout shows in the first bytes; a pipe may deliver fewer at
     // first, so collect enough of them before deciding.
@@ -107,7 +107,7 @@ const HEAD: usize = 64;
 fn lines(
     input: &mut dyn BufRead,
     max_bytes: usize,
-    each: &mut dyn FnMut(Record) -> Flow,
+    each: &mut dyn FnMut(Record<'_>) -> Flow,
 ) -> (u64, bool) {
     let mut line_no = 0u64;
     let mut records = 0u64;
@@ -174,9 +174,9 @@ fn lines(
                 detail: format!("line longer than the limit of {max_bytes} bytes"),
             })
         } else {
-            String::from_utf8(std::mem::take(&mut buf)).map_err(|err| Rejection {
+            std::str::from_utf8(&buf).map_err(|err| Rejection {
                 reason: Reason::InvalidUtf8,
-                detail: format!("not UTF-8 at byte {}", err.utf8_error().valid_up_to()),
+                detail: format!("not UTF-8 at byte {}", err.valid_up_to()),
             })
         };
         let record = Record {
@@ -197,7 +197,7 @@ fn json(
     input: &mut dyn BufRead,
     layout: Layout,
     max_bytes: usize,
-    each: &mut dyn FnMut(Record) -> Flow,
+    each: &mut dyn FnMut(Record<'_>) -> Flow,
 ) -> (u64, bool) {
     let mut state = Streaming {
         each,
@@ -228,7 +228,7 @@ fn json(
 }
 
 struct Streaming<'a> {
-    each: &'a mut dyn FnMut(Record) -> Flow,
+    each: &'a mut dyn FnMut(Record<'_>) -> Flow,
     max_bytes: usize,
     index: u64,
     stopped: bool,
@@ -278,7 +278,7 @@ impl<'de> Visitor<'de> for Elements<'_, '_> {
             let Some(raw) = seq.next_element::<Box<RawValue>>()? else {
                 break;
             };
-            let text: String = raw.get().to_owned();
+            let text = raw.get();
             let text = if text.len() > state.max_bytes {
                 Err(Rejection {
                     reason: Reason::TooLarge,

@@ -35,13 +35,14 @@ impl std::fmt::Display for Position {
     }
 }
 
-/// One record read, or why it could not be.
+/// One record read, or why it could not be. The text is borrowed from the
+/// reader's buffer: copy it to keep it past the callback.
 #[derive(Debug)]
-pub struct Record {
+pub struct Record<'a> {
     /// Where it was.
     pub position: Position,
     /// Its text, or why it was rejected.
-    pub text: Result<String, Rejection>,
+    pub text: Result<&'a str, Rejection>,
 }
 
 /// The callback's answer: go on, or stop reading.
@@ -71,7 +72,7 @@ pub struct ReadSummary {
 pub fn read_records(
     input: impl Read,
     max_bytes: usize,
-    mut each: impl FnMut(Record) -> Flow,
+    mut each: impl FnMut(Record<'_>) -> Flow,
 ) -> ReadSummary {
     let mut buffered = BufReader::with_capacity(256 * 1024, input);
     let gzip = matches!(buffered.fill_buf(), Ok([0x1f, 0x8b, ..]));

@@ -15,7 +15,7 @@ type Seen = Vec<(Position, Result<String, Reason>)>;
 fn collect(input: impl Read, max: usize) -> (ReadSummary, Seen) {
     let mut out = Vec::new();
     let summary = read_records(input, max, |r| {
-        out.push((r.position, r.text.map_err(|e| e.reason)));
+        out.push((r.position, r.text.map(str::to_owned).map_err(|e| e.reason)));
         Flow::Continue
     });
     (summary, out)

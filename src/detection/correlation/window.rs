@@ -203,26 +203,30 @@ impl Group {
     }
 
     /// The rules' events occur in the listed order within the timespan.
+    /// Times are to the second, so events with equal times count as in
+    /// order whichever arrived first.
     fn ordered(&self, spec: &Spec) -> Option<Verdict> {
         let entries = &self.entries;
         let steps = spec.inputs;
-        for (i, first) in entries.iter().enumerate() {
-            if first.input != 0 {
-                continue;
-            }
-            let deadline = first.time + spec.timespan;
-            let mut step = 1;
+        for first in entries.iter().filter(|e| e.input == 0) {
+            let deadline = first.time.saturating_add(spec.timespan);
             let mut last = first.time;
-            for next in &entries[i + 1..] {
-                if step >= steps || next.time > deadline {
-                    break;
-                }
-                if usize::from(next.input) == step {
-                    step += 1;
-                    last = next.time;
+            let mut complete = true;
+            for step in 1..steps {
+                let from = entries.partition_point(|e| e.time < last);
+                let next = entries[from..]
+                    .iter()
+                    .take_while(|e| e.time <= deadline)
+                    .find(|e| usize::from(e.input) == step);
+                match next {
+                    Some(e) => last = e.time,
+                    None => {
+                        complete = false;
+                        break;
+                    }
                 }
             }
-            if step >= steps {
+            if complete {
                 return Some(Verdict {
                     value: steps as f64,
                     span: (first.time, last),

@@ -9,10 +9,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::IpNet;
-use sonic_rs::{JsonType, JsonValueTrait, Value};
+use sonic_rs::{JsonType, JsonValueTrait};
 
 use super::condition::{self, Cond, OfTarget, Quantity};
-use super::field::{FieldPath, text_of};
+use super::field::{Doc, FieldPath, text_of};
 use super::matcher::{Relation, TextSet, ValueTest, text_relation};
 use super::modifiers::{Chain, Kind, kind_name, split_key};
 use super::value::{MAX_VARIANTS, Part, SigmaString};
@@ -110,7 +110,7 @@ pub struct Detection {
 #[derive(Debug, Clone, Copy)]
 pub struct EventView<'a> {
     /// The parsed JSON, or `None` for a plain-text event.
-    pub root: Option<&'a Value>,
+    pub root: Option<Doc<'a>>,
     /// The event's text, for keyword searches.
     pub raw: &'a str,
 }
@@ -358,7 +358,7 @@ fn cond_matches(cond: &FieldCond, event: &EventView<'_>, scratch: &mut String) -
                         });
                         return present && !hit;
                     }
-                    if *null && is_null_or_missing(path, root) {
+                    if *null && path.is_null_or_missing(root) {
                         return true;
                     }
                     if *all {
@@ -404,15 +404,6 @@ fn cond_matches(cond: &FieldCond, event: &EventView<'_>, scratch: &mut String) -
             }
         }
     }
-}
-
-fn is_null_or_missing(path: &FieldPath, root: &Value) -> bool {
-    let mut any_value = false;
-    let null = path.any(root, &mut |v| {
-        any_value = true;
-        v.get_type() == JsonType::Null
-    });
-    null || !any_value
 }
 
 fn resolve(cond: &Cond, names: &[String]) -> Result<Expr, String> {

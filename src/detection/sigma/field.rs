@@ -6,7 +6,10 @@
 //! JSON logs sometimes have keys that contain dots (`http.status`): when a
 //! key is missing, the longer dotted key is tried too.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait, Value};
 
@@ -14,19 +17,144 @@ use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait, Value};
 /// limited in depth, this bounds the work of a single path.
 const MAX_ARRAY_NESTING: usize = 8;
 
+/// Every top-level key some field path starts with gets a slot, so that an
+/// event's top-level keys are looked up once per event ([`TopKeys`]) instead
+/// of once per rule field. Slots are process-wide: rule sets loaded later
+/// share them, and a key keeps its slot for the life of the process.
+struct Registry {
+    slots: HashMap<String, usize>,
+    keys: Vec<String>,
+}
+
+static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+static REGISTERED: AtomicUsize = AtomicUsize::new(0);
+
+fn slot_of(key: &str) -> usize {
+    let registry = REGISTRY.get_or_init(|| {
+        Mutex::new(Registry {
+            slots: HashMap::new(),
+            keys: Vec::new(),
+        })
+    });
+    // A panic cannot leave the registry half-updated: both inserts follow the check.
+    let mut registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(&slot) = registry.slots.get(key) {
+        return slot;
+    }
+    let slot = registry.keys.len();
+    registry.keys.push(key.to_owned());
+    registry.slots.insert(key.to_owned(), slot);
+    REGISTERED.store(registry.keys.len(), Ordering::Release);
+    slot
+}
+
+/// The registered top-level keys, arranged for matching an event's keys fast.
+#[derive(Debug, Default, Clone)]
+pub struct TopKeys {
+    by_len: Vec<Vec<(Box<[u8]>, usize)>>,
+    count: usize,
+}
+
+impl TopKeys {
+    /// The keys registered so far.
+    pub fn current() -> TopKeys {
+        let Some(registry) = REGISTRY.get() else {
+            return TopKeys::default();
+        };
+        let registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut by_len: Vec<Vec<(Box<[u8]>, usize)>> = Vec::new();
+        for (slot, key) in registry.keys.iter().enumerate() {
+            if by_len.len() <= key.len() {
+                by_len.resize_with(key.len() + 1, Vec::new);
+            }
+            by_len[key.len()].push((key.as_bytes().into(), slot));
+        }
+        TopKeys {
+            by_len,
+            count: registry.keys.len(),
+        }
+    }
+
+    /// Whether keys were registered since this snapshot was taken.
+    pub fn is_stale(&self) -> bool {
+        REGISTERED.load(Ordering::Acquire) != self.count
+    }
+
+    /// The event's values for every registered key, by slot.
+    pub fn table<'v>(&self, root: &'v Value) -> Vec<Option<&'v Value>> {
+        let mut table = vec![None; self.count];
+        if let Some(object) = root.as_object() {
+            for (key, value) in object.iter() {
+                if let Some(candidates) = self.by_len.get(key.len()) {
+                    if let Some((_, slot)) = candidates.iter().find(|(k, _)| **k == *key.as_bytes())
+                    {
+                        if let Some(entry) = table.get_mut(*slot) {
+                            // JSON objects may repeat a key; the first one counts, as in get().
+                            entry.get_or_insert(value);
+                        }
+                    }
+                }
+            }
+        }
+        table
+    }
+}
+
+/// A parsed event with its top-level keys looked up.
+#[derive(Debug, Clone, Copy)]
+pub struct Doc<'v> {
+    root: &'v Value,
+    top: Option<&'v [Option<&'v Value>]>,
+}
+
+impl<'v> Doc<'v> {
+    /// An event whose top-level keys were looked up into `top` (see [`TopKeys::table`]).
+    pub fn new(root: &'v Value, top: &'v [Option<&'v Value>]) -> Doc<'v> {
+        Doc {
+            root,
+            top: Some(top),
+        }
+    }
+
+    /// An event without a table: every lookup scans.
+    pub fn plain(root: &'v Value) -> Doc<'v> {
+        Doc { root, top: None }
+    }
+
+    /// The parsed JSON.
+    pub fn root(&self) -> &'v Value {
+        self.root
+    }
+
+    fn top_level(&self, slot: usize, key: &str) -> Option<&'v Value> {
+        match self.top {
+            Some(table) if slot < table.len() => table[slot],
+            _ => self.root.get(key),
+        }
+    }
+}
+
 /// A dotted field name, split once when rules compile.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FieldPath {
     text: String,
     segments: Vec<String>,
+    /// Slots of the first segment, then of the first two, three, ...
+    /// segments joined with dots (for keys that contain dots).
+    slots: Vec<usize>,
 }
 
 impl FieldPath {
     /// The path of `name` (`a.b.c`).
     pub fn new(name: &str) -> FieldPath {
+        let segments: Vec<String> = name.split('.').map(str::to_owned).collect();
+        let slots = (1..=segments.len())
+            .map(|n| slot_of(&segments[..n].join(".")))
+            .collect();
         FieldPath {
             text: name.to_owned(),
-            segments: name.split('.').map(str::to_owned).collect(),
+            segments,
+            slots,
         }
     }
 
@@ -35,21 +163,57 @@ impl FieldPath {
         &self.text
     }
 
-    /// Calls `visit` on every value the path reaches in `root`, including
+    /// Calls `visit` on every value the path reaches in `doc`, including
     /// nulls, until `visit` returns `true`; returns whether it did.
-    pub fn any<'v>(&self, root: &'v Value, visit: &mut dyn FnMut(&'v Value) -> bool) -> bool {
-        walk(root, &self.segments, 0, visit)
+    pub fn any<'v>(&self, doc: Doc<'v>, visit: &mut dyn FnMut(&'v Value) -> bool) -> bool {
+        self.reach(doc, true, visit)
     }
 
-    /// Whether the path reaches anything at all, even `null`.
-    pub fn exists(&self, root: &Value) -> bool {
-        self.any(root, &mut |_| true)
+    /// Whether the path reaches anything at all, even `null` or `[]`.
+    pub fn exists(&self, doc: Doc<'_>) -> bool {
+        self.reach(doc, false, &mut |_| true)
     }
 
-    /// The first string or scalar the path reaches, as text.
-    pub fn first_text<'v>(&self, root: &'v Value) -> Option<&'v str> {
+    /// Whether the field is missing or null (an empty array is neither).
+    pub fn is_null_or_missing(&self, doc: Doc<'_>) -> bool {
+        let mut reached = false;
+        let null = self.reach(doc, false, &mut |v| {
+            reached = true;
+            v.get_type() == JsonType::Null
+                || v.as_array().is_some_and(|items| {
+                    !items.is_empty() && items.iter().all(|i| i.get_type() == JsonType::Null)
+                })
+        });
+        null || !reached
+    }
+
+    /// Walks to the values the path reaches; `flatten` opens arrays at its end.
+    fn reach<'v>(
+        &self,
+        doc: Doc<'v>,
+        flatten: bool,
+        visit: &mut dyn FnMut(&'v Value) -> bool,
+    ) -> bool {
+        let Some(first) = self.segments.first() else {
+            return false;
+        };
+        if let Some(child) = doc.top_level(self.slots[0], first) {
+            return walk(child, &self.segments[1..], 0, flatten, visit);
+        }
+        // A top-level key that itself contains dots, such as "http.status".
+        for n in 2..=self.segments.len() {
+            let joined = self.segments[..n].join(".");
+            if let Some(child) = doc.top_level(self.slots[n - 1], &joined) {
+                return walk(child, &self.segments[n..], 0, flatten, visit);
+            }
+        }
+        false
+    }
+
+    /// The first string the path reaches.
+    pub fn first_text<'v>(&self, doc: Doc<'v>) -> Option<&'v str> {
         let mut found = None;
-        self.any(root, &mut |v| {
+        self.any(doc, &mut |v| {
             found = v.as_str();
             found.is_some()
         });
@@ -67,15 +231,20 @@ fn walk<'v>(
     node: &'v Value,
     segments: &[String],
     nesting: usize,
+    flatten: bool,
     visit: &mut dyn FnMut(&'v Value) -> bool,
 ) -> bool {
     let Some((first, rest)) = segments.split_first() else {
-        return leaf(node, nesting, visit);
+        return if flatten {
+            leaf(node, nesting, visit)
+        } else {
+            visit(node)
+        };
     };
     match node.get_type() {
         JsonType::Object => {
             if let Some(child) = node.get(first.as_str()) {
-                return walk(child, rest, nesting, visit);
+                return walk(child, rest, nesting, flatten, visit);
             }
             // A key that itself contains dots, such as "http.status".
             if rest.is_empty() {
@@ -86,7 +255,7 @@ fn walk<'v>(
                 joined.push('.');
                 joined.push_str(next);
                 if let Some(child) = node.get(joined.as_str()) {
-                    return walk(child, &rest[i + 1..], nesting, visit);
+                    return walk(child, &rest[i + 1..], nesting, flatten, visit);
                 }
             }
             false
@@ -94,7 +263,7 @@ fn walk<'v>(
         JsonType::Array if nesting < MAX_ARRAY_NESTING => node.as_array().is_some_and(|items| {
             items
                 .iter()
-                .any(|item| walk(item, segments, nesting + 1, visit))
+                .any(|item| walk(item, segments, nesting + 1, flatten, visit))
         }),
         _ => false,
     }
@@ -162,7 +331,9 @@ mod tests {
     fn texts(path: &str) -> Vec<String> {
         let root = event();
         let mut out = Vec::new();
-        FieldPath::new(path).any(&root, &mut |v| {
+        let top = TopKeys::current();
+        let table = top.table(&root);
+        FieldPath::new(path).any(Doc::new(&root, &table), &mut |v| {
             let mut scratch = String::new();
             out.push(text_of(v, &mut scratch).unwrap_or("<null>").to_owned());
             false
@@ -190,14 +361,55 @@ mod tests {
     }
 
     #[test]
+    fn the_top_level_table_agrees_with_plain_lookups() {
+        let root = event();
+        let paths = [
+            "userIdentity.type",
+            "http.status",
+            "tags",
+            "n",
+            "z",
+            "nope",
+            "requestParameters.ipPermissions.items.ipv6Ranges.items.cidrIpv6",
+        ];
+        let compiled: Vec<FieldPath> = paths.iter().map(|p| FieldPath::new(p)).collect();
+        // Keys registered after the snapshot fall back to a plain lookup.
+        let stale = TopKeys::default();
+        let fresh = TopKeys::current();
+        for top in [&stale, &fresh] {
+            let table = top.table(&root);
+            for path in &compiled {
+                let mut a = Vec::new();
+                let mut b = Vec::new();
+                path.any(Doc::new(&root, &table), &mut |v| {
+                    a.push(sonic_rs::to_string(v).unwrap());
+                    false
+                });
+                path.any(Doc::plain(&root), &mut |v| {
+                    b.push(sonic_rs::to_string(v).unwrap());
+                    false
+                });
+                assert_eq!(a, b, "{path}");
+            }
+        }
+        assert!(!fresh.is_stale() || REGISTERED.load(Ordering::Acquire) > fresh.count);
+    }
+
+    #[test]
     fn exists_counts_nulls_and_first_text_finds_strings() {
         let root = event();
-        assert!(FieldPath::new("z").exists(&root));
-        assert!(!FieldPath::new("y").exists(&root));
+        let doc = Doc::plain(&root);
+        assert!(FieldPath::new("z").exists(doc));
+        assert!(!FieldPath::new("y").exists(doc));
         assert_eq!(
-            FieldPath::new("userIdentity.type").first_text(&root),
+            FieldPath::new("userIdentity.type").first_text(doc),
             Some("AssumedRole")
         );
         assert_eq!(number_of(root.get("n").unwrap()), Some(12.0));
+        let empty: Value = sonic_rs::from_str(r#"{"a":[],"b":[null],"c":{"d":[]}}"#).unwrap();
+        let doc = Doc::plain(&empty);
+        assert!(FieldPath::new("a").exists(doc) && !FieldPath::new("a").is_null_or_missing(doc));
+        assert!(FieldPath::new("b").is_null_or_missing(doc));
+        assert!(FieldPath::new("c.d").exists(doc) && FieldPath::new("c.e").is_null_or_missing(doc));
     }
 }

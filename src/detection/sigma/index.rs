@@ -10,10 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use sonic_rs::Value;
-
 use super::detection::Required;
-use super::field::{FieldPath, text_of};
+use super::field::{Doc, FieldPath, text_of};
 
 /// Fields the index keys on, at most.
 const MAX_INDEX_FIELDS: usize = 4;
@@ -74,7 +72,7 @@ impl RuleIndex {
     }
 
     /// The rules `root` may match, ascending, into `out` (cleared first).
-    pub fn candidates(&self, root: Option<&Value>, out: &mut Vec<u32>, scratch: &mut String) {
+    pub fn candidates(&self, root: Option<Doc<'_>>, out: &mut Vec<u32>, scratch: &mut String) {
         out.clear();
         out.extend_from_slice(&self.always);
         if let Some(root) = root {
@@ -127,6 +125,8 @@ impl RuleIndex {
 
 #[cfg(test)]
 mod tests {
+    use sonic_rs::Value;
+
     use super::*;
 
     fn req(pairs: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<Vec<u8>>> {
@@ -173,12 +173,12 @@ mod tests {
             sonic_rs::from_str(r#"{"eventSource":"iam.amazonaws.com","eventName":"createuser"}"#)
                 .unwrap();
         let (mut out, mut scratch) = (Vec::new(), String::new());
-        index.candidates(Some(&event), &mut out, &mut scratch);
+        index.candidates(Some(Doc::plain(&event)), &mut out, &mut scratch);
         assert_eq!(out, [0, 1, 3]);
         let event: Value =
             sonic_rs::from_str(r#"{"eventSource":"S3.amazonaws.com","eventName":"GetObject"}"#)
                 .unwrap();
-        index.candidates(Some(&event), &mut out, &mut scratch);
+        index.candidates(Some(Doc::plain(&event)), &mut out, &mut scratch);
         assert_eq!(out, [2, 3]);
         index.candidates(None, &mut out, &mut scratch);
         assert_eq!(out, [3]);

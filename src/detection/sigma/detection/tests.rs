@@ -1,5 +1,7 @@
 //! Detection semantics, rule text in, events in, match or not.
 
+use sonic_rs::Value;
+
 use super::*;
 use crate::detection::sigma::yaml::load_documents;
 
@@ -36,7 +38,7 @@ fn matches(d: &Detection, event: &str) -> bool {
     let root: Value = sonic_rs::from_str(event).unwrap();
     d.matches(
         &EventView {
-            root: Some(&root),
+            root: Some(crate::detection::sigma::field::Doc::plain(&root)),
             raw: event,
         },
         &mut String::new(),
