@@ -65,6 +65,11 @@ enum Command {
         /// How records are read.
         #[arg(long, value_enum, default_value = "cloudtrail")]
         format: replay::InputFormat,
+        /// How late an event may come and still be correlated (default:
+        /// detection.late_allowance). Files replayed together are not sorted
+        /// by time: raise this to correlate across files with far-apart times.
+        #[arg(long, value_name = "DURATION")]
+        late_allowance: Option<humantime::Duration>,
         /// Files to replay (- for standard input).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -166,9 +171,15 @@ pub fn main() -> ExitCode {
             rules: extra,
             no_builtin,
             format,
+            late_allowance,
             files,
         } => match load(&config.location()) {
-            Ok(config) => replay::run(&config, &files, &extra, !no_builtin, format),
+            Ok(mut config) => {
+                if let Some(allowance) = late_allowance {
+                    config.detection.late_allowance = allowance.into();
+                }
+                replay::run(&config, &files, &extra, !no_builtin, format)
+            }
             Err(code) => code,
         },
     }

@@ -145,6 +145,12 @@ impl Engine {
         self.runtime.group_count()
     }
 
+    /// Starts (or stops) collecting correlation state changes for
+    /// [`Engine::take_state_changes`]; a caller that persists state turns it on.
+    pub fn track_state_changes(&mut self, on: bool) {
+        self.runtime.track_changes(on);
+    }
+
     /// Correlation state changed since the last call, to persist.
     pub fn take_state_changes(&mut self) -> Vec<GroupChange> {
         self.runtime.take_changes()
@@ -306,19 +312,21 @@ impl Engine {
                 }
             }
         }
-        let value = spec.value_field.as_ref().and_then(|f| {
-            let mut found = None;
-            f.any(root, &mut |v| {
-                found = super::sigma::field::text_of(v, &mut self.scratch).map(str::to_owned);
-                found.is_some()
+        let mut values = Vec::new();
+        if let Some(field) = &spec.value_field {
+            field.any(root, &mut |v| {
+                if let Some(text) = super::sigma::field::text_of(v, &mut self.scratch) {
+                    values.push(text.to_owned());
+                }
+                // A list field is bounded by the record's size limit.
+                false
             });
-            found
-        });
+        }
         let time = facts.time_ms.or(input.time_hint_ms).unwrap_or_else(now_ms);
         let observation = Observation {
             time,
             group,
-            value,
+            values,
             digest: digest(facts),
         };
         let fires = self.runtime.observe(corr, slot, observation);

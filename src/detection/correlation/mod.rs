@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use window::{DIGESTS_KEPT, Entry, Group, Spec, Verdict};
 
 use super::alert::EventDigest;
-use super::sigma::document::{CorrelationDoc, Meta};
+use super::sigma::document::{CorrelationDoc, CorrelationType, Meta};
 use super::sigma::field::FieldPath;
 
 /// Bounds on correlation state.
@@ -144,8 +144,8 @@ pub struct Observation {
     pub time: i64,
     /// The group-by values, in order.
     pub group: Vec<String>,
-    /// The `condition.field` value.
-    pub value: Option<String>,
+    /// The `condition.field` values (a field may hold a list).
+    pub values: Vec<String>,
     /// A summary of the event for the alert.
     pub digest: EventDigest,
 }
@@ -193,7 +193,9 @@ pub struct Runtime {
     newest: i64,
     seq: u64,
     stats: Stats,
+    /// Groups changed since the last [`Runtime::take_changes`], when tracked.
     dirty: HashSet<(usize, Vec<String>)>,
+    tracking: bool,
 }
 
 impl Runtime {
@@ -208,6 +210,22 @@ impl Runtime {
             seq: 0,
             stats: Stats::default(),
             dirty: HashSet::new(),
+            tracking: false,
+        }
+    }
+
+    /// Remembers which groups change, for [`Runtime::take_changes`]; off by
+    /// default, because only a persisting caller collects them.
+    pub fn track_changes(&mut self, on: bool) {
+        self.tracking = on;
+        if !on {
+            self.dirty.clear();
+        }
+    }
+
+    fn mark(&mut self, rule: usize, key: Vec<String>) {
+        if self.tracking {
+            self.dirty.insert((rule, key));
         }
     }
 
@@ -249,11 +267,26 @@ impl Runtime {
             self.newest = obs.time;
         }
         let key = obs.group;
-        let entry = Entry {
-            time: obs.time,
-            input: u16::try_from(input).unwrap_or(u16::MAX),
-            value: obs.value,
-        };
+        let input = u16::try_from(input).unwrap_or(u16::MAX);
+        // Each value of a list field counts on its own (value_count,
+        // value_sum, value_avg); without a value field an event is one entry.
+        let mut entries: Vec<Entry> = obs
+            .values
+            .into_iter()
+            .map(|value| Entry {
+                time: obs.time,
+                input,
+                value: Some(value),
+            })
+            .collect();
+        if entries.is_empty() {
+            entries.push(Entry {
+                time: obs.time,
+                input,
+                value: None,
+            });
+        }
+        let first_time = obs.time;
         if !spec.fires_early() {
             // A window judged at its end: an event past it closes it first.
             let past_end = self.states[rule]
@@ -281,10 +314,20 @@ impl Runtime {
         }
         let group = self.touch(rule, &key);
         if group.window_start.is_none() && !spec.fires_early() {
-            group.window_start = Some(entry.time);
+            group.window_start = Some(first_time);
         }
         let start = group.window_start;
-        let dropped = group.insert(entry, obs.digest, max_entries);
+        let distinct = spec.kind == CorrelationType::ValueCount;
+        let mut dropped = 0;
+        for (i, entry) in entries.into_iter().enumerate() {
+            // One event, one digest and one count in `seen`.
+            let digest = if i == 0 {
+                Some(obs.digest.clone())
+            } else {
+                None
+            };
+            dropped += group.insert(entry, digest, max_entries, distinct);
+        }
         if spec.fires_early() {
             group.expire(horizon);
         }
@@ -303,7 +346,7 @@ impl Runtime {
         if let Some(verdict) = verdict {
             fires.push(self.fire(rule, &key, verdict));
         }
-        self.dirty.insert((rule, key));
+        self.mark(rule, key);
         fires.extend(self.advance());
         fires
     }
@@ -364,7 +407,7 @@ impl Runtime {
         let state = &mut self.states[rule];
         let (seq, group) = state.groups.remove(key)?;
         state.recency.remove(&seq);
-        self.dirty.insert((rule, key.to_vec()));
+        self.mark(rule, key.to_vec());
         Some(group)
     }
 
@@ -380,10 +423,13 @@ impl Runtime {
         } else if state.groups.len() >= limit {
             if let Some((_, victim)) = state.recency.pop_first() {
                 state.groups.remove(&victim);
-                self.dirty.insert((rule, victim));
                 self.stats.evicted_groups += 1;
+                if self.tracking {
+                    self.dirty.insert((rule, victim));
+                }
             }
         }
+        let state = &mut self.states[rule];
         state.recency.insert(seq, key.to_vec());
         let slot = state
             .groups

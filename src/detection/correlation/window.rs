@@ -78,21 +78,42 @@ impl Spec {
 impl Group {
     /// Adds an observation, keeping entries sorted and at most `max_entries`
     /// (the oldest go first); returns how many were dropped for the bound.
-    pub fn insert(&mut self, entry: Entry, digest: EventDigest, max_entries: usize) -> usize {
+    /// For distinct-value counts only the latest time of each value
+    /// matters, so an earlier entry with the same value is replaced.
+    pub fn insert(
+        &mut self,
+        entry: Entry,
+        digest: Option<EventDigest>,
+        max_entries: usize,
+        distinct: bool,
+    ) -> usize {
+        if let Some(digest) = digest {
+            self.seen += 1;
+            self.keep_digest(digest);
+        }
+        if distinct {
+            if let Some(i) = self.entries.iter().position(|e| e.value == entry.value) {
+                if self.entries[i].time >= entry.time {
+                    return 0;
+                }
+                self.entries.remove(i);
+            }
+        }
         let at = self.entries.partition_point(|e| e.time <= entry.time);
         self.entries.insert(at, entry);
-        self.seen += 1;
+        let excess = self.entries.len().saturating_sub(max_entries.max(1));
+        self.entries.drain(..excess);
+        excess
+    }
+
+    fn keep_digest(&mut self, digest: EventDigest) {
         if self.digests.len() < DIGESTS_KEPT {
             self.digests.push(digest);
         } else {
             // Keep the first half as they were; the second half rolls.
-            let keep = DIGESTS_KEPT / 2;
-            self.digests.remove(keep);
+            self.digests.remove(DIGESTS_KEPT / 2);
             self.digests.push(digest);
         }
-        let excess = self.entries.len().saturating_sub(max_entries.max(1));
-        self.entries.drain(..excess);
-        excess
     }
 
     /// Drops entries older than `horizon`: no window that an acceptable
@@ -105,16 +126,19 @@ impl Group {
     /// Whether any window of the timespan satisfies the condition now.
     pub fn check_early(&self, spec: &Spec) -> Option<Verdict> {
         match spec.kind {
-            CorrelationType::EventCount => self.sliding(spec, |window| window.len() as f64),
-            CorrelationType::ValueCount => self.sliding(spec, |window| {
-                window
-                    .iter()
-                    .filter_map(|e| e.value.as_deref())
-                    .collect::<BTreeSet<_>>()
-                    .len() as f64
+            // Entries of value_count are distinct by value (see insert), so
+            // counting entries counts values.
+            CorrelationType::EventCount | CorrelationType::ValueCount => {
+                self.sliding(spec, |w| w.count)
+            }
+            CorrelationType::ValueSum => self.sliding(spec, |w| w.sum),
+            CorrelationType::ValueAvg => self.sliding(spec, |w| {
+                if w.numbers == 0.0 {
+                    0.0
+                } else {
+                    w.sum / w.numbers
+                }
             }),
-            CorrelationType::ValueSum => self.sliding(spec, sum),
-            CorrelationType::ValueAvg => self.sliding(spec, avg),
             CorrelationType::Temporal => self.temporal(spec),
             CorrelationType::TemporalOrdered => self.ordered(spec),
         }
@@ -148,23 +172,25 @@ impl Group {
         })
     }
 
-    /// Every window that starts at an entry and lasts the timespan.
-    fn sliding(&self, spec: &Spec, measure: impl Fn(&[Entry]) -> f64) -> Option<Verdict> {
+    /// Every window that starts at an entry and lasts the timespan, with
+    /// running totals, so a check costs one pass over the entries.
+    fn sliding(&self, spec: &Spec, measure: impl Fn(&Totals) -> f64) -> Option<Verdict> {
         let entries = &self.entries;
+        let mut totals = Totals::default();
         let mut end = 0;
         for start in 0..entries.len() {
             while end < entries.len() && entries[end].time - entries[start].time <= spec.timespan {
+                totals.add(&entries[end], 1.0);
                 end += 1;
             }
-            let window = &entries[start..end];
-            let value = measure(window);
+            let value = measure(&totals);
             if spec.holds(value) {
-                let last = window.last().map_or(entries[start].time, |e| e.time);
                 return Some(Verdict {
                     value,
-                    span: (entries[start].time, last),
+                    span: (entries[start].time, entries[end - 1].time),
                 });
             }
+            totals.add(&entries[start], -1.0);
         }
         None
     }
@@ -237,6 +263,28 @@ impl Group {
     }
 }
 
+/// Running totals of a window.
+#[derive(Debug, Default)]
+struct Totals {
+    count: f64,
+    sum: f64,
+    numbers: f64,
+}
+
+impl Totals {
+    fn add(&mut self, entry: &Entry, sign: f64) {
+        self.count += sign;
+        if let Some(n) = entry
+            .value
+            .as_deref()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+        {
+            self.sum += sign * n;
+            self.numbers += sign;
+        }
+    }
+}
+
 fn sum(entries: &[Entry]) -> f64 {
     entries
         .iter()
@@ -270,6 +318,14 @@ mod tests {
     }
 
     fn group(items: &[(i64, u16, Option<&str>)]) -> Group {
+        build(items, false)
+    }
+
+    fn distinct(items: &[(i64, u16, Option<&str>)]) -> Group {
+        build(items, true)
+    }
+
+    fn build(items: &[(i64, u16, Option<&str>)], distinct: bool) -> Group {
         let mut g = Group::default();
         for (time, input, value) in items {
             g.insert(
@@ -278,8 +334,9 @@ mod tests {
                     input: *input,
                     value: value.map(str::to_owned),
                 },
-                EventDigest::default(),
+                Some(EventDigest::default()),
                 1000,
+                distinct,
             );
         }
         g
@@ -313,7 +370,7 @@ mod tests {
     #[test]
     fn value_count_counts_distinct_values_and_sum_adds_them() {
         let s = spec(CorrelationType::ValueCount, vec![Bound::Gt(2.0)], 1);
-        let g = group(&[
+        let g = distinct(&[
             (0, 0, Some("a")),
             (1, 0, Some("a")),
             (2, 0, Some("b")),
@@ -409,8 +466,9 @@ mod tests {
                     input: 0,
                     value: None,
                 },
-                digest,
+                Some(digest),
                 20,
+                false,
             );
         }
         assert_eq!((g.entries.len(), dropped, g.seen), (20, 30, 50));
