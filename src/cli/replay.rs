@@ -87,6 +87,20 @@ pub fn run(
     match result {
         Ok(summary) => {
             let _ = write!(std::io::stderr(), "{}", render_summary(&summary));
+            let engine_stats = engine.stats();
+            let per_event = if engine_stats.events > 0 {
+                engine_stats.evaluations as f64 / engine_stats.events as f64
+            } else {
+                0.0
+            };
+            let rules = engine.rules();
+            let _ = writeln!(
+                std::io::stderr(),
+                "rule evaluations: {per_event:.1} per event (of {} rules and {} correlations loaded); {} matches",
+                rules.rules.len(),
+                rules.correlations.len(),
+                engine_stats.matches
+            );
             let stats = engine.correlation_stats();
             let _ = writeln!(
                 std::io::stderr(),

@@ -7,6 +7,7 @@
 //! one finding can be recognised downstream.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -71,19 +72,19 @@ pub struct CorrelationInfo {
 pub struct EventDigest {
     /// `eventID`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_id: Option<String>,
+    pub event_id: Option<Arc<str>>,
     /// `eventTime`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_time: Option<String>,
+    pub event_time: Option<Arc<str>>,
     /// `eventName`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_name: Option<String>,
+    pub event_name: Option<Arc<str>>,
     /// The acting principal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub principal: Option<String>,
+    pub principal: Option<Arc<str>>,
     /// `sourceIPAddress`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_ip: Option<String>,
+    pub source_ip: Option<Arc<str>>,
 }
 
 /// A detection: what was found, about whom, and the evidence.
@@ -98,31 +99,31 @@ pub struct Alert {
     pub correlation: Option<CorrelationInfo>,
     /// When the (last) event happened, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_time: Option<String>,
+    pub event_time: Option<Arc<str>>,
     /// `eventID`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_id: Option<String>,
+    pub event_id: Option<Arc<str>>,
     /// `eventSource`, such as `iam.amazonaws.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_source: Option<String>,
+    pub event_source: Option<Arc<str>>,
     /// `eventName`, such as `CreateUser`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_name: Option<String>,
+    pub event_name: Option<Arc<str>>,
     /// Who acted: an ARN, or the service or principal id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub principal: Option<String>,
+    pub principal: Option<Arc<str>>,
     /// The AWS account the event belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
+    pub account: Option<Arc<str>>,
     /// The Region of the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
+    pub region: Option<Arc<str>>,
     /// Where the call came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_ip: Option<String>,
+    pub source_ip: Option<Arc<str>>,
     /// The caller's user agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
     /// The configured source that read the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,

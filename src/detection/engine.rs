@@ -228,7 +228,8 @@ impl Engine {
             self.stats.matches += 1;
             let facts = facts.get_or_insert_with(|| self.facts.read(doc));
             if rule.alerts {
-                alerts.push(match_alert(rule, facts, doc, input));
+                let full = self.facts.complete(facts, doc);
+                alerts.push(match_alert(rule, &full, doc, input));
             }
             for &(corr, slot) in &rule.consumers {
                 self.feed(corr, slot, doc, facts, input, &mut alerts);
@@ -352,7 +353,8 @@ impl Engine {
                 continue;
             };
             if rule.alerts {
-                alerts.push(correlation_alert(rule, &fire, facts, input));
+                let full = self.facts.complete(facts, root);
+                alerts.push(correlation_alert(rule, &fire, &full, input));
             }
             for &(outer, slot) in &rule.consumers {
                 self.feed(outer, slot, root, facts, input, alerts);
@@ -405,27 +407,41 @@ impl FactPaths {
         }
     }
 
+    /// What correlations need of every matching event: id, time, name,
+    /// principal and source address.
     fn read(&self, doc: Option<Doc<'_>>) -> EventFacts {
         let Some(doc) = doc else {
             return EventFacts::default();
         };
-        let text = |p: &FieldPath| p.first_text(doc).map(str::to_owned);
+        let text = |p: &FieldPath| p.first_text(doc).map(Arc::from);
         let time_text = text(&self.time).or_else(|| self.alt_times.iter().find_map(text));
         EventFacts {
             time_ms: time_text.as_deref().and_then(event::parse_time_ms),
             time_text,
             event_id: text(&self.event_id),
-            event_source: text(&self.event_source),
             event_name: text(&self.event_name),
             principal: self
                 .principal
                 .iter()
                 .find_map(|p| p.first_text(doc).filter(|s| !s.is_empty()))
-                .map(str::to_owned),
+                .map(Arc::from),
+            source_ip: text(&self.source_ip),
+            ..EventFacts::default()
+        }
+    }
+
+    /// The rest, which only alerts show.
+    fn complete(&self, facts: &EventFacts, doc: Option<Doc<'_>>) -> EventFacts {
+        let Some(doc) = doc else {
+            return facts.clone();
+        };
+        let text = |p: &FieldPath| p.first_text(doc).map(Arc::from);
+        EventFacts {
+            event_source: text(&self.event_source),
             account: text(&self.account).or_else(|| text(&self.identity_account)),
             region: text(&self.region),
-            source_ip: text(&self.source_ip),
             user_agent: text(&self.user_agent),
+            ..facts.clone()
         }
     }
 }

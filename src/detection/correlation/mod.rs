@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use window::{DIGESTS_KEPT, Entry, Group, Spec, Verdict};
+pub use window::{DIGESTS_KEPT, Entry, Group, Spec, TEMPORAL_TIMES_KEPT, Verdict};
 
 use super::alert::EventDigest;
 use super::sigma::document::{CorrelationDoc, CorrelationType, Meta};
@@ -176,13 +176,14 @@ pub struct GroupChange {
     pub group: Option<Group>,
 }
 
+/// A group's values, shared by the maps that refer to the group.
+type Key = Arc<[String]>;
+
 #[derive(Default)]
 struct RuleState {
-    groups: HashMap<Vec<String>, (u64, Group)>,
-    /// Last update sequence → group, for least-recently-used eviction.
-    recency: BTreeMap<u64, Vec<String>>,
+    groups: HashMap<Key, (u64, Group), foldhash::fast::RandomState>,
     /// (window end, sequence) → group, for windows judged at their end.
-    closing: BTreeMap<(i64, u64), Vec<String>>,
+    closing: BTreeMap<(i64, u64), Key>,
 }
 
 /// The live state of every correlation rule.
@@ -194,7 +195,7 @@ pub struct Runtime {
     seq: u64,
     stats: Stats,
     /// Groups changed since the last [`Runtime::take_changes`], when tracked.
-    dirty: HashSet<(usize, Vec<String>)>,
+    dirty: HashSet<(usize, Key)>,
     tracking: bool,
 }
 
@@ -223,7 +224,7 @@ impl Runtime {
         }
     }
 
-    fn mark(&mut self, rule: usize, key: Vec<String>) {
+    fn mark(&mut self, rule: usize, key: Key) {
         if self.tracking {
             self.dirty.insert((rule, key));
         }
@@ -256,7 +257,8 @@ impl Runtime {
     /// Feeds one event matched by input `input` of correlation `rule`.
     pub fn observe(&mut self, rule: usize, input: usize, obs: Observation) -> Vec<Fire> {
         let mut fires = Vec::new();
-        let Some(spec) = self.rules.get(rule).map(|r| r.spec.clone()) else {
+        let rules = Arc::clone(&self.rules);
+        let Some(spec) = rules.get(rule).map(|r| &r.spec) else {
             return fires;
         };
         if obs.time < self.watermark() {
@@ -266,7 +268,7 @@ impl Runtime {
         if obs.time > self.newest {
             self.newest = obs.time;
         }
-        let key = obs.group;
+        let key: &[String] = &obs.group;
         let input = u16::try_from(input).unwrap_or(u16::MAX);
         // Each value of a list field counts on its own (value_count,
         // value_sum, value_avg); without a value field an event is one entry.
@@ -291,11 +293,11 @@ impl Runtime {
             // A window judged at its end: an event past it closes it first.
             let past_end = self.states[rule]
                 .groups
-                .get(&key)
+                .get(key)
                 .and_then(|(_, g)| g.window_start)
                 .is_some_and(|start| obs.time >= start.saturating_add(spec.timespan));
             if past_end {
-                fires.extend(self.close(rule, &key));
+                fires.extend(self.close(rule, key));
             }
         }
         let horizon = self.watermark().saturating_sub(spec.timespan);
@@ -307,46 +309,48 @@ impl Runtime {
                 window_start: Some(start),
                 ..
             },
-        )) = self.states[rule].groups.get(&key)
+        )) = self.states[rule].groups.get(key)
         {
             let slot = (start.saturating_add(spec.timespan), *seq);
             self.states[rule].closing.remove(&slot);
         }
-        let group = self.touch(rule, &key);
+        let (shared, group) = self.touch(rule, key);
         if group.window_start.is_none() && !spec.fires_early() {
             group.window_start = Some(first_time);
         }
         let start = group.window_start;
         let distinct = spec.kind == CorrelationType::ValueCount;
+        let per_input = matches!(
+            spec.kind,
+            CorrelationType::Temporal | CorrelationType::TemporalOrdered
+        )
+        .then_some(TEMPORAL_TIMES_KEPT);
         let mut dropped = 0;
-        for (i, entry) in entries.into_iter().enumerate() {
+        let mut digest = Some(obs.digest);
+        for entry in entries {
             // One event, one digest and one count in `seen`.
-            let digest = if i == 0 {
-                Some(obs.digest.clone())
-            } else {
-                None
-            };
-            dropped += group.insert(entry, digest, max_entries, distinct);
+            dropped += group.insert(entry, digest.take(), max_entries, distinct, per_input);
         }
         if spec.fires_early() {
             group.expire(horizon);
         }
         let verdict = if spec.fires_early() {
-            group.check_early(&spec)
+            group.check_early(spec)
         } else {
             None
         };
         self.stats.evicted_entries += dropped as u64;
         if let (false, Some(start)) = (spec.fires_early(), start) {
-            let seq = self.states[rule].groups.get(&key).map_or(0, |(s, _)| *s);
-            self.states[rule]
-                .closing
-                .insert((start.saturating_add(spec.timespan), seq), key.clone());
+            let seq = self.states[rule].groups.get(key).map_or(0, |(s, _)| *s);
+            self.states[rule].closing.insert(
+                (start.saturating_add(spec.timespan), seq),
+                Arc::clone(&shared),
+            );
         }
         if let Some(verdict) = verdict {
-            fires.push(self.fire(rule, &key, verdict));
+            fires.push(self.fire(rule, key, verdict));
         }
-        self.mark(rule, key);
+        self.mark(rule, shared);
         fires.extend(self.advance());
         fires
     }
@@ -404,39 +408,56 @@ impl Runtime {
     }
 
     fn remove(&mut self, rule: usize, key: &[String]) -> Option<Group> {
-        let state = &mut self.states[rule];
-        let (seq, group) = state.groups.remove(key)?;
-        state.recency.remove(&seq);
-        self.mark(rule, key.to_vec());
+        let (shared, (_, group)) = self.states[rule].groups.remove_entry(key)?;
+        self.mark(rule, shared);
         Some(group)
     }
 
-    /// The group, created if new, marked as most recently used.
-    fn touch(&mut self, rule: usize, key: &[String]) -> &mut Group {
+    /// The group, created if new, marked as most recently used; with the
+    /// shared copy of its key.
+    fn touch(&mut self, rule: usize, key: &[String]) -> (Key, &mut Group) {
         self.seq += 1;
         let seq = self.seq;
         let limit = self.limits.max_groups.max(1);
-        let state = &mut self.states[rule];
-        if let Some((old, _)) = state.groups.get(key) {
-            let old = *old;
-            state.recency.remove(&old);
-        } else if state.groups.len() >= limit {
-            if let Some((_, victim)) = state.recency.pop_first() {
-                state.groups.remove(&victim);
-                self.stats.evicted_groups += 1;
-                if self.tracking {
-                    self.dirty.insert((rule, victim));
-                }
-            }
-        }
-        let state = &mut self.states[rule];
-        state.recency.insert(seq, key.to_vec());
-        let slot = state
+        let existing = self.states[rule]
             .groups
-            .entry(key.to_vec())
+            .get_key_value(key)
+            .map(|(k, _)| Arc::clone(k));
+        let shared = match existing {
+            Some(shared) => shared,
+            None => {
+                if self.states[rule].groups.len() >= limit {
+                    self.evict_oldest(rule, limit);
+                }
+                Arc::from(key)
+            }
+        };
+        let slot = self.states[rule]
+            .groups
+            .entry(Arc::clone(&shared))
             .or_insert((seq, Group::default()));
         slot.0 = seq;
-        &mut slot.1
+        (shared, &mut slot.1)
+    }
+
+    /// Evicts the least recently updated tenth of a rule's groups at once,
+    /// so that a rule at its bound pays one pass per many new groups.
+    fn evict_oldest(&mut self, rule: usize, limit: usize) {
+        let state = &mut self.states[rule];
+        let mut ages: Vec<(u64, Key)> = state
+            .groups
+            .iter()
+            .map(|(k, (seq, _))| (*seq, Arc::clone(k)))
+            .collect();
+        let count = (limit / 10).clamp(1, ages.len());
+        ages.select_nth_unstable_by_key(count - 1, |(seq, _)| *seq);
+        for (_, victim) in ages.into_iter().take(count) {
+            state.groups.remove(&victim);
+            self.stats.evicted_groups += 1;
+            if self.tracking {
+                self.dirty.insert((rule, victim));
+            }
+        }
     }
 
     /// The groups changed since the last call, for the state store.
@@ -472,13 +493,16 @@ impl Runtime {
         }
         let start = group.window_start;
         let timespan = self.rules[rule].spec.timespan;
-        let slot = self.touch(rule, &key);
+        let (shared, slot) = self.touch(rule, &key);
         *slot = group;
         if let Some(start) = start {
-            let seq = self.states[rule].groups.get(&key).map_or(0, |(s, _)| *s);
+            let seq = self.states[rule]
+                .groups
+                .get(&*shared)
+                .map_or(0, |(s, _)| *s);
             self.states[rule]
                 .closing
-                .insert((start.saturating_add(timespan), seq), key);
+                .insert((start.saturating_add(timespan), seq), shared);
         }
         true
     }

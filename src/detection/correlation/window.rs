@@ -18,6 +18,11 @@ use crate::detection::sigma::document::{Bound, CorrelationType};
 /// How many contributing events an alert shows (the first and the last ones).
 pub const DIGESTS_KEPT: usize = 10;
 
+/// Times kept per referenced rule in temporal correlations: whether each
+/// rule matched within a window needs only its latest few matches, however
+/// many events a busy group sees.
+pub const TEMPORAL_TIMES_KEPT: usize = 16;
+
 /// One observed event in a group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -86,6 +91,7 @@ impl Group {
         digest: Option<EventDigest>,
         max_entries: usize,
         distinct: bool,
+        per_input: Option<usize>,
     ) -> usize {
         if let Some(digest) = digest {
             self.seen += 1;
@@ -97,6 +103,22 @@ impl Group {
                     return 0;
                 }
                 self.entries.remove(i);
+            }
+        }
+        if let Some(cap) = per_input {
+            let same: Vec<usize> = self
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.input == entry.input)
+                .map(|(i, _)| i)
+                .collect();
+            if same.len() >= cap {
+                // The oldest match of this rule goes (entries are sorted by time).
+                if entry.time < self.entries[same[0]].time {
+                    return 0;
+                }
+                self.entries.remove(same[0]);
             }
         }
         let at = self.entries.partition_point(|e| e.time <= entry.time);
@@ -337,6 +359,7 @@ mod tests {
                 Some(EventDigest::default()),
                 1000,
                 distinct,
+                None,
             );
         }
         g
@@ -431,6 +454,23 @@ mod tests {
                 .check_early(&s)
                 .is_none()
         );
+        // Equal times: in order whichever arrived first.
+        assert!(
+            group(&[(5_000, 1, None), (5_000, 0, None)])
+                .check_early(&s)
+                .is_some()
+        );
+        let three = spec(CorrelationType::TemporalOrdered, vec![], 3);
+        assert!(
+            group(&[(0, 0, None), (2_000, 2, None), (1_000, 1, None)])
+                .check_early(&three)
+                .is_some()
+        );
+        assert!(
+            group(&[(0, 0, None), (1_000, 2, None), (2_000, 1, None)])
+                .check_early(&three)
+                .is_none()
+        );
     }
 
     #[test]
@@ -457,7 +497,7 @@ mod tests {
         let mut dropped = 0;
         for t in 0..50 {
             let digest = EventDigest {
-                event_id: Some(t.to_string()),
+                event_id: Some(t.to_string().into()),
                 ..EventDigest::default()
             };
             dropped += g.insert(
@@ -469,6 +509,7 @@ mod tests {
                 Some(digest),
                 20,
                 false,
+                None,
             );
         }
         assert_eq!((g.entries.len(), dropped, g.seen), (20, 30, 50));

@@ -17,7 +17,7 @@ use super::field::{Doc, FieldPath, text_of};
 const MAX_INDEX_FIELDS: usize = 4;
 
 /// Rules by value, for one field.
-type Buckets = HashMap<Vec<u8>, Vec<u32>>;
+type Buckets = HashMap<Vec<u8>, Vec<u32>, foldhash::fast::RandomState>;
 
 /// Rules by the exact values of a few fields.
 #[derive(Debug, Default)]
@@ -48,7 +48,7 @@ impl RuleIndex {
         let mut index = RuleIndex {
             fields: ranked
                 .iter()
-                .map(|(f, _)| (FieldPath::new(f), HashMap::new()))
+                .map(|(f, _)| (FieldPath::new(f), HashMap::default()))
                 .collect(),
             always: Vec::new(),
             rules: members.len(),
