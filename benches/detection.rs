@@ -100,6 +100,7 @@ fn run(engine: &mut Engine, events: &[String], logsource: &LogSource) -> usize {
             source: None,
             origin: None,
             time_hint_ms: None,
+            dedup_id: None,
         };
         if let Ok(processed) = engine.process(&input) {
             alerts += processed.alerts.len();

@@ -222,6 +222,7 @@ fn process(
         source: Some("replay"),
         origin: Some(origin),
         time_hint_ms: None,
+        dedup_id: None,
     };
     let processed = engine.process(&input)?;
     if processed.duplicate {

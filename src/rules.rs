@@ -183,3 +183,114 @@ pub fn load(config: &RulesConfig, extra: &[PathBuf]) -> (RuleSet, Vec<ReadProble
     };
     (RuleSet::load(&files, &options), problems)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::detection::EngineConfig;
+    use crate::detection::ruletest;
+
+    fn builtin_config() -> RulesConfig {
+        RulesConfig {
+            builtin: true,
+            paths: Vec::new(),
+            disabled: Vec::new(),
+            placeholders: [
+                ("automation_principals", Vec::new()),
+                ("trusted_accounts", Vec::new()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<HashMap<String, Vec<String>>>(),
+        }
+    }
+
+    #[test]
+    fn the_builtin_pack_loads_without_errors_and_is_big_enough() {
+        let (set, problems) = load(&builtin_config(), &[]);
+        assert!(
+            problems.is_empty() && set.errors.is_empty(),
+            "{problems:?} {:?}",
+            set.errors
+        );
+        let alerting = set.rules.iter().filter(|r| r.alerts).count()
+            + set.correlations.iter().filter(|c| c.alerts).count();
+        assert!(alerting >= 60, "{alerting} alerting rules");
+        // Every alerting rule says why it matters and carries ATT&CK tags.
+        for meta in set
+            .rules
+            .iter()
+            .filter(|r| r.alerts)
+            .map(|r| &r.meta)
+            .chain(
+                set.correlations
+                    .iter()
+                    .filter(|c| c.alerts)
+                    .map(|c| &c.meta),
+            )
+        {
+            assert!(
+                meta.description.as_deref().is_some_and(|d| d.len() > 40),
+                "{}: description",
+                meta.id
+            );
+            assert!(
+                meta.tags.iter().any(|t| t.starts_with("attack.")),
+                "{}: tags",
+                meta.id
+            );
+            assert!(
+                !meta.falsepositives.is_empty(),
+                "{}: falsepositives",
+                meta.id
+            );
+        }
+    }
+
+    #[test]
+    fn every_builtin_rule_has_passing_matching_and_non_matching_tests() {
+        let config = builtin_config();
+        let (set, _) = load(&config, &[]);
+        let set = Arc::new(set);
+        let mut files = Vec::new();
+        for file in FILES {
+            let tests = file
+                .tests
+                .unwrap_or_else(|| panic!("{} has no test file beside it", file.path));
+            let origin = builtin_origin(file.path);
+            files.push(
+                ruletest::parse(&origin.replace(".yml", ".tests.yml"), &origin, tests).unwrap(),
+            );
+        }
+        let reload = |extra: &crate::detection::sigma::detection::Placeholders| {
+            let mut config = builtin_config();
+            config.placeholders.extend(extra.clone());
+            Arc::new(load(&config, &[]).0)
+        };
+        let report = ruletest::run(&set, &files, EngineConfig::default(), true, Some(&reload));
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        for outcome in &report.rules {
+            assert!(
+                outcome.failed.is_empty(),
+                "{}: {:?}",
+                outcome.rule_id,
+                outcome.failed
+            );
+            assert!(
+                outcome.positive >= 1 && outcome.negative >= 1,
+                "{}: {} matching, {} not",
+                outcome.rule_id,
+                outcome.positive,
+                outcome.negative
+            );
+        }
+        assert!(
+            report.untested.is_empty(),
+            "untested: {:?}",
+            report.untested
+        );
+    }
+}

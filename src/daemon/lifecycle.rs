@@ -12,8 +12,15 @@ use tokio_util::task::TaskTracker;
 
 use super::DaemonError;
 use crate::config::Config;
-use crate::detection::stage::DetectionStage;
-use crate::pipeline::{self, EventSender};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::alerts::delivery::{Delivery, Sink};
+use crate::alerts::outbox;
+use crate::detection::Engine;
+use crate::detection::stage::{DetectionStage, StageContext};
+use crate::pipeline::{self, EventReceiver, EventSender};
 use crate::state::StateStore;
 use crate::telemetry::{Metrics, Status, admin};
 
@@ -83,10 +90,9 @@ impl Daemon {
 
         let (events, receiver) =
             pipeline::channel(config.pipeline.channel_capacity, metrics.pipeline.clone());
-        daemon.supervise("detection", async move {
-            let summary = DetectionStage::new(receiver).run().await;
-            tracing::info!(events = summary.events, "detection stage drained");
-        });
+        let outbox = Arc::new(Notify::new());
+        daemon.spawn_detection(&config, receiver, Arc::clone(&outbox));
+        daemon.spawn_delivery(outbox);
         daemon.start_sources(&config, events);
         daemon.spawn_housekeeping();
         daemon.spawn_identity_check(sdk);
@@ -176,6 +182,84 @@ impl Daemon {
             status.failed(format!("{name} {detail}"));
             failure.cancel();
         });
+    }
+
+    /// Loads the rules and runs detection on a thread of its own: the engine
+    /// is CPU work, kept off the async workers.
+    fn spawn_detection(&self, config: &Config, receiver: EventReceiver, outbox: Arc<Notify>) {
+        let (rules, problems) = crate::rules::load(&config.rules, &[]);
+        for problem in &problems {
+            tracing::warn!(path = %problem.path.display(), problem = %problem.message, "rule file not loaded");
+        }
+        for error in &rules.errors {
+            tracing::warn!(origin = %error.origin, line = error.line, rule = error.id.as_deref().unwrap_or("-"), problem = %error.message, "rule not loaded");
+        }
+        let detection = &self.metrics.detection;
+        detection
+            .rules_loaded
+            .set(i64::try_from(rules.rules.len() + rules.correlations.len()).unwrap_or(i64::MAX));
+        detection
+            .rules_failed
+            .set(i64::try_from(rules.errors.len() + problems.len()).unwrap_or(i64::MAX));
+        tracing::info!(
+            rules = rules.rules.len(),
+            correlations = rules.correlations.len(),
+            failed = rules.errors.len() + problems.len(),
+            "rules loaded"
+        );
+        // Saved correlation groups outlive their last event by the longest
+        // timespan plus the late allowance (and an hour for a slow restart).
+        let longest = rules
+            .correlations
+            .iter()
+            .map(|c| Duration::from_millis(u64::try_from(c.spec.timespan).unwrap_or(0)))
+            .max()
+            .unwrap_or_default();
+        let retention = longest + config.detection.late_allowance + Duration::from_secs(3600);
+        let engine = Engine::new(Arc::new(rules), config.engine());
+        let ctx = StageContext {
+            state: self.state.clone(),
+            metrics: detection.clone(),
+            outbox,
+            keys: Arc::new(outbox::Keys::default()),
+            dedup_window: config.pipeline.dedup_window,
+            correlation_retention: retention,
+        };
+        let mut stage = DetectionStage::new(receiver, engine, ctx);
+        self.supervise("detection", async move {
+            let run = tokio::task::spawn_blocking(move || {
+                let restored = stage.restore().map_err(|e| e.to_string())?;
+                tracing::info!(
+                    seen_ids = restored.seen,
+                    correlation_groups = restored.groups,
+                    "detection state restored"
+                );
+                stage.run().map_err(|e| e.to_string())
+            });
+            match run.await {
+                Ok(Ok(summary)) => {
+                    tracing::info!(
+                        events = summary.events,
+                        alerts = summary.alerts,
+                        "detection stage drained"
+                    );
+                }
+                Ok(Err(err)) => tracing::error!(error = %err, "detection stopped"),
+                Err(err) => tracing::error!(error = %err, "detection thread failed"),
+            }
+        });
+    }
+
+    /// Delivers committed alerts to the sinks.
+    fn spawn_delivery(&self, notify: Arc<Notify>) {
+        let delivery = Delivery {
+            state: self.state.clone(),
+            metrics: self.metrics.alerts.clone(),
+            notify,
+            sinks: vec![Sink::Log],
+        };
+        let stop = self.stop.clone();
+        self.supervise("alert delivery", delivery.run(stop));
     }
 
     /// Starts every configured source. The sender for the pipeline stays

@@ -21,6 +21,8 @@ pub struct Dedup {
     order: VecDeque<(u128, i64)>,
     newest: i64,
     evicted: u64,
+    /// Ids first seen since the last [`Dedup::take_new`], when tracked.
+    new: Option<Vec<(u128, i64)>>,
 }
 
 /// The keys are already hashes: use their low bits as they are.
@@ -66,7 +68,18 @@ impl Dedup {
             order: VecDeque::new(),
             newest: i64::MIN,
             evicted: 0,
+            new: None,
         }
+    }
+
+    /// Starts remembering newly seen ids for [`Dedup::take_new`] (to persist them).
+    pub fn track_new(&mut self) {
+        self.new.get_or_insert_with(Vec::new);
+    }
+
+    /// The ids first seen since the last call.
+    pub fn take_new(&mut self) -> Vec<(u128, i64)> {
+        self.new.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Records `id` seen at `time_ms`; returns false when it is a duplicate.
@@ -77,6 +90,9 @@ impl Dedup {
         }
         self.newest = self.newest.max(time_ms);
         self.order.push_back((key, time_ms));
+        if let Some(new) = &mut self.new {
+            new.push((key, time_ms));
+        }
         self.expire();
         true
     }

@@ -56,6 +56,8 @@ pub struct EventInput<'a> {
     pub origin: Option<&'a dyn std::fmt::Display>,
     /// A time to use when the record has none of its own (ms since the epoch).
     pub time_hint_ms: Option<i64>,
+    /// An id to drop repeats by when the record has no eventID (a log event's id).
+    pub dedup_id: Option<&'a str>,
 }
 
 impl std::fmt::Debug for EventInput<'_> {
@@ -118,11 +120,25 @@ impl Engine {
         self.dedup.as_ref()
     }
 
-    /// Marks an eventID as seen (restoring the daemon's dedup state).
-    pub fn remember_event_id(&mut self, id: &str, time_ms: i64) {
+    /// Remembers an id hash saved from an earlier run's dedup.
+    pub fn restore_seen(&mut self, key: u128, time_ms: i64) {
         if let Some(dedup) = &mut self.dedup {
-            dedup.first_sighting(id, time_ms);
+            dedup.restore(key, time_ms);
         }
+    }
+
+    /// Starts collecting newly seen ids and correlation changes, for a
+    /// caller that persists them ([`Engine::take_seen`], [`Engine::take_state_changes`]).
+    pub fn track_for_persistence(&mut self) {
+        if let Some(dedup) = &mut self.dedup {
+            dedup.track_new();
+        }
+        self.runtime.track_changes(true);
+    }
+
+    /// Ids first seen since the last call, as hashes with their event times.
+    pub fn take_seen(&mut self) -> Vec<(u128, i64)> {
+        self.dedup.as_mut().map(Dedup::take_new).unwrap_or_default()
     }
 
     /// The rule set.
@@ -183,12 +199,14 @@ impl Engine {
             .map(|r| self.top_keys.table(r))
             .unwrap_or_default();
         let doc = root.as_ref().map(|r| Doc::new(r, &table));
-        if let (Some(dedup), Some(doc)) = (&mut self.dedup, doc) {
-            if let Some(id) = self.facts.event_id.first_text(doc) {
-                let time = self
-                    .facts
-                    .time
-                    .first_text(doc)
+        if let Some(dedup) = &mut self.dedup {
+            // The record's eventID, else the id its source gave it.
+            let id = doc
+                .and_then(|d| self.facts.event_id.first_text(d))
+                .or(input.dedup_id);
+            if let Some(id) = id {
+                let time = doc
+                    .and_then(|d| self.facts.time.first_text(d))
                     .and_then(event::parse_time_ms)
                     .or(input.time_hint_ms)
                     .unwrap_or(0);
@@ -261,6 +279,7 @@ impl Engine {
             source: None,
             origin: None,
             time_hint_ms: None,
+            dedup_id: None,
         };
         self.handle_fires(fires, None, &EventFacts::default(), &input, &mut alerts);
         alerts

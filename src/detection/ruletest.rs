@@ -454,6 +454,7 @@ fn run_case(
             source: Some("rules-test"),
             origin: None,
             time_hint_ms: None,
+            dedup_id: None,
         };
         let processed = engine
             .process(&input)

@@ -1,77 +1,328 @@
-//! The detection stage: consumes events until every source has stopped.
+//! The detection stage: the engine inside the daemon's pipeline.
+//!
+//! It takes events in batches from the channel, evaluates them, and commits
+//! each batch's outcome in one state-store transaction: the alerts (into the
+//! outbox), the eventIDs seen (for dedup after a restart) and the changed
+//! correlation groups. Only then are the events acknowledged, so a source
+//! never moves its checkpoint past an event whose alerts are not stored.
+//! A commit that keeps failing stops the stage, and with it the daemon: the
+//! engine's memory would otherwise disagree with the store, and a restart
+//! re-reads from the checkpoints without losing anything.
 //!
 //! Shutdown relies on this: when the sources stop, their senders drop, the
 //! channel closes, and this loop ends only after the last queued event is
 //! handled, so nothing read is left behind.
 
-use crate::pipeline::EventReceiver;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
-/// The stage between sources and alert delivery.
-#[derive(Debug)]
-pub struct DetectionStage {
-    events: EventReceiver,
+use tokio::sync::Notify;
+
+use super::engine::{Engine, EventInput};
+use super::event::{Reason, Rejection};
+use super::{Alert, correlation};
+use crate::alerts::outbox;
+use crate::pipeline::{Event, EventReceiver};
+use crate::state::{StateError, StateStore, WriteTxn};
+use crate::telemetry::metrics::DetectionMetrics;
+
+/// Events evaluated per commit, at most.
+const MAX_BATCH: usize = 512;
+
+/// Commit attempts before the stage gives up.
+const COMMIT_ATTEMPTS: u32 = 4;
+
+/// Rejections logged per source and reason each minute; the rest are counted.
+const REJECTION_LOGS_PER_MINUTE: u32 = 10;
+
+/// State store namespace of the eventIDs seen.
+pub const DEDUP_NAMESPACE: &str = "dedup";
+
+/// State store namespace of correlation groups.
+pub const CORRELATION_NAMESPACE: &str = "correlation";
+
+/// Checkpoint of the newest event time correlations have seen.
+pub const NEWEST_CHECKPOINT: &str = "correlation.newest";
+
+/// What the stage needs besides its events and engine.
+pub struct StageContext {
+    /// Where outcomes are committed.
+    pub state: StateStore,
+    /// Detection metrics.
+    pub metrics: DetectionMetrics,
+    /// Woken when alerts were committed.
+    pub outbox: Arc<Notify>,
+    /// Outbox keys.
+    pub keys: Arc<outbox::Keys>,
+    /// How long an eventID is remembered (wall-clock expiry of its record).
+    pub dedup_window: Duration,
+    /// How long a correlation group outlives its last event in the store.
+    pub correlation_retention: Duration,
 }
 
-/// What a stage run handled, for shutdown logs and tests.
+/// What a run of the stage did, for shutdown logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StageSummary {
-    /// Events handled.
+    /// Events handled (processed, duplicates and rejected).
     pub events: u64,
+    /// Alerts committed.
+    pub alerts: u64,
+}
+
+/// What was restored from the store at start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// eventIDs remembered for dedup.
+    pub seen: usize,
+    /// Correlation groups.
+    pub groups: usize,
+}
+
+/// The stage could not commit an outcome and stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("detection cannot commit to the state store after {COMMIT_ATTEMPTS} attempts: {0}")]
+pub struct CommitFailed(pub StateError);
+
+/// The stage between sources and alert delivery.
+pub struct DetectionStage {
+    events: EventReceiver,
+    engine: Engine,
+    ctx: StageContext,
+    last_stats: correlation::Stats,
+    last_dedup_evictions: u64,
+    rejection_log: HashMap<(Arc<str>, Reason), (Instant, u32, u64)>,
 }
 
 impl DetectionStage {
-    /// A stage reading from `events`.
-    pub fn new(events: EventReceiver) -> Self {
-        DetectionStage { events }
+    /// A stage reading from `events` with `engine`.
+    pub fn new(events: EventReceiver, mut engine: Engine, ctx: StageContext) -> Self {
+        engine.track_for_persistence();
+        DetectionStage {
+            events,
+            engine,
+            ctx,
+            last_stats: correlation::Stats::default(),
+            last_dedup_evictions: 0,
+            rejection_log: HashMap::new(),
+        }
     }
 
-    /// Handles events until the channel is closed and drained.
-    pub async fn run(mut self) -> StageSummary {
-        let mut summary = StageSummary::default();
-        while let Some(event) = self.events.recv().await {
-            // Rule evaluation plugs in here; until then an event is done once
-            // it has been accounted for.
-            self.events
-                .metrics()
-                .events_processed
-                .with_label_values(&[&event.source])
-                .inc();
-            summary.events += 1;
+    /// Loads the dedup and correlation state of earlier runs.
+    pub fn restore(&mut self) -> Result<Restored, StateError> {
+        let now = SystemTime::now();
+        let seen: Vec<(String, i64)> = self.ctx.state.records(DEDUP_NAMESPACE, now, usize::MAX)?;
+        let mut restored = Restored::default();
+        for (key, time) in seen {
+            if let Ok(hash) = u128::from_str_radix(&key, 16) {
+                self.engine.restore_seen(hash, time);
+                restored.seen += 1;
+            }
         }
-        summary
+        if let Some(newest) = self.ctx.state.checkpoint::<i64>(NEWEST_CHECKPOINT)? {
+            self.engine.restore_newest_event_time(newest);
+        }
+        let groups: Vec<(String, correlation::Group)> =
+            self.ctx
+                .state
+                .records(CORRELATION_NAMESPACE, now, usize::MAX)?;
+        for (key, group) in groups {
+            if let Some((rule, group_key)) = key.split_once('\u{1f}') {
+                if self.engine.restore_group(rule, group_key, group) {
+                    restored.groups += 1;
+                }
+            }
+        }
+        // What was restored is stored already.
+        let _ = self.engine.take_seen();
+        let _ = self.engine.take_state_changes();
+        self.update_gauges();
+        Ok(restored)
     }
+
+    /// Handles events until the channel is closed and drained. Blocks: run it
+    /// on a thread of its own (`spawn_blocking`).
+    pub fn run(mut self) -> Result<StageSummary, CommitFailed> {
+        let mut summary = StageSummary::default();
+        while let Some(first) = self.events.blocking_recv() {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match self.events.try_recv() {
+                    Some(event) => batch.push(event),
+                    None => break,
+                }
+            }
+            summary.events += batch.len() as u64;
+            summary.alerts += self.handle(batch)? as u64;
+        }
+        Ok(summary)
+    }
+
+    fn handle(&mut self, batch: Vec<Event>) -> Result<usize, CommitFailed> {
+        let started = Instant::now();
+        let mut alerts: Vec<Alert> = Vec::new();
+        let mut acks = Vec::with_capacity(batch.len());
+        for event in batch {
+            let origin = &event.origin;
+            let input = EventInput {
+                raw: &event.raw,
+                format: event.format,
+                logsource: &event.logsource,
+                source: Some(&event.source),
+                origin: Some(origin),
+                time_hint_ms: event.time_hint_ms,
+                dedup_id: event.dedup_id.as_deref(),
+            };
+            match self.engine.process(&input) {
+                Ok(processed) if processed.duplicate => {
+                    self.ctx
+                        .metrics
+                        .duplicates
+                        .with_label_values(&[&event.source])
+                        .inc();
+                }
+                Ok(processed) => alerts.extend(processed.alerts),
+                Err(rejection) => self.reject(&event, &rejection),
+            }
+            acks.push((event.source, event.ack));
+        }
+        let now = SystemTime::now();
+        let now_ms = millis(now);
+        let seen = self.engine.take_seen();
+        let changes = self.engine.take_state_changes();
+        let newest = self.engine.newest_event_time();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.ctx.state.write(|txn| {
+                for alert in &alerts {
+                    outbox::stage(txn, &self.ctx.keys.next(now_ms), alert, now_ms)?;
+                }
+                persist(txn, &seen, &changes, newest, now, &self.ctx)
+            });
+            match result {
+                Ok(()) => break,
+                Err(err) if attempt < COMMIT_ATTEMPTS => {
+                    self.ctx.metrics.commit_retries.inc();
+                    tracing::warn!(error = %err, attempt, "detection commit failed; retrying");
+                    std::thread::sleep(Duration::from_millis(100 * u64::from(attempt * attempt)));
+                }
+                Err(err) => return Err(CommitFailed(err)),
+            }
+        }
+        for (_, ack) in acks {
+            ack.done();
+        }
+        for alert in &alerts {
+            self.ctx
+                .metrics
+                .alerts
+                .with_label_values(&[&alert.rule.id, alert.rule.level.as_str()])
+                .inc();
+        }
+        if !alerts.is_empty() {
+            self.ctx.outbox.notify_one();
+        }
+        self.update_gauges();
+        self.ctx
+            .metrics
+            .batch_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(alerts.len())
+    }
+
+    /// Counts a rejection and logs it, at most a few times a minute per
+    /// source and reason, with where it came from but not its content.
+    fn reject(&mut self, event: &Event, rejection: &Rejection) {
+        self.ctx
+            .metrics
+            .rejected
+            .with_label_values(&[&event.source, rejection.reason.as_str()])
+            .inc();
+        let slot = self
+            .rejection_log
+            .entry((Arc::clone(&event.source), rejection.reason))
+            .or_insert((Instant::now(), 0, 0));
+        if slot.0.elapsed() >= Duration::from_secs(60) {
+            if slot.2 > 0 {
+                tracing::warn!(source = %event.source, reason = rejection.reason.as_str(), count = slot.2, "more records rejected for the same reason (not logged one by one)");
+            }
+            *slot = (Instant::now(), 0, 0);
+        }
+        if slot.1 < REJECTION_LOGS_PER_MINUTE {
+            slot.1 += 1;
+            tracing::warn!(source = %event.source, origin = %event.origin, reason = rejection.reason.as_str(), detail = %rejection.detail, "record rejected and skipped");
+        } else {
+            slot.2 += 1;
+        }
+    }
+
+    fn update_gauges(&mut self) {
+        let m = &self.ctx.metrics;
+        let stats = self.engine.correlation_stats();
+        m.correlation_groups
+            .set(i64::try_from(self.engine.correlation_groups()).unwrap_or(i64::MAX));
+        m.correlation_evictions
+            .with_label_values(&["groups"])
+            .inc_by(stats.evicted_groups - self.last_stats.evicted_groups);
+        m.correlation_evictions
+            .with_label_values(&["entries"])
+            .inc_by(stats.evicted_entries - self.last_stats.evicted_entries);
+        m.correlation_late
+            .inc_by(stats.late_events - self.last_stats.late_events);
+        self.last_stats = stats;
+        if let Some(dedup) = self.engine.dedup() {
+            m.dedup_ids
+                .set(i64::try_from(dedup.len()).unwrap_or(i64::MAX));
+            m.dedup_evictions
+                .inc_by(dedup.evicted() - self.last_dedup_evictions);
+            self.last_dedup_evictions = dedup.evicted();
+        }
+    }
+}
+
+/// Stages the seen eventIDs, the changed correlation groups and the newest
+/// event time.
+fn persist(
+    txn: &mut WriteTxn,
+    seen: &[(u128, i64)],
+    changes: &[correlation::GroupChange],
+    newest: Option<i64>,
+    now: SystemTime,
+    ctx: &StageContext,
+) -> Result<(), StateError> {
+    let dedup_expiry = now + ctx.dedup_window;
+    for (hash, time) in seen {
+        txn.put_record(
+            DEDUP_NAMESPACE,
+            &format!("{hash:032x}"),
+            time,
+            Some(dedup_expiry),
+        )?;
+    }
+    let group_expiry = now + ctx.correlation_retention;
+    for change in changes {
+        let key = format!("{}\u{1f}{}", change.rule_id, change.key);
+        match &change.group {
+            Some(group) => {
+                txn.put_record(CORRELATION_NAMESPACE, &key, group, Some(group_expiry))?
+            }
+            None => {
+                txn.remove_record(CORRELATION_NAMESPACE, &key)?;
+            }
+        }
+    }
+    if let Some(newest) = newest {
+        txn.set_checkpoint(NEWEST_CHECKPOINT, &newest)?;
+    }
+    Ok(())
+}
+
+fn millis(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::pipeline::{Event, channel};
-    use crate::telemetry::Metrics;
-
-    #[tokio::test]
-    async fn drains_every_queued_event_after_the_senders_are_gone() {
-        let metrics = Metrics::new().unwrap();
-        let (tx, rx) = channel(4, metrics.pipeline.clone());
-        let stage = tokio::spawn(DetectionStage::new(rx).run());
-        let source: Arc<str> = Arc::from("s");
-        for i in 0..100 {
-            let event = Event {
-                source: Arc::clone(&source),
-                origin: format!("test#{i}"),
-                raw: "{}".into(),
-            };
-            tx.send(event).await.unwrap();
-        }
-        drop(tx);
-        assert_eq!(stage.await.unwrap().events, 100);
-        let processed = metrics
-            .pipeline
-            .events_processed
-            .with_label_values(&["s"])
-            .get();
-        assert_eq!(processed, 100);
-        assert_eq!(metrics.pipeline.queued.get(), 0);
-    }
-}
+mod tests;

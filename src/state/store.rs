@@ -216,6 +216,31 @@ impl StateStore {
         Ok(out)
     }
 
+    /// How many records `namespace` holds, expired or not.
+    pub fn count(&self, namespace: &str) -> Result<usize, StateError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| StateError::storage("begin read", e))?;
+        let table = match txn.open_table(RECORDS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(StateError::storage("open records", e)),
+        };
+        let range = table
+            .range((namespace, "")..)
+            .map_err(|e| StateError::storage("scan records", e))?;
+        let mut n = 0;
+        for entry in range {
+            let (k, _) = entry.map_err(|e| StateError::storage("scan records", e))?;
+            if k.value().0 != namespace {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Stores a record in its own transaction; see [`WriteTxn::put_record`].
     pub fn put_record<T: Serialize>(
         &self,

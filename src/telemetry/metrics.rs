@@ -40,6 +40,48 @@ impl std::fmt::Debug for PipelineMetrics {
     }
 }
 
+/// The metrics of detection.
+#[derive(Clone)]
+pub struct DetectionMetrics {
+    /// Records rejected, by source and reason.
+    pub rejected: IntCounterVec,
+    /// Records dropped because their eventID was seen within the dedup window, by source.
+    pub duplicates: IntCounterVec,
+    /// Alerts raised, by rule id and level.
+    pub alerts: IntCounterVec,
+    /// Rules loaded and compiled.
+    pub rules_loaded: IntGauge,
+    /// Rules that failed to load.
+    pub rules_failed: IntGauge,
+    /// Correlation groups held.
+    pub correlation_groups: IntGauge,
+    /// Correlation state evicted at a bound, by what (`groups`, `entries`).
+    pub correlation_evictions: IntCounterVec,
+    /// Events too late to correlate.
+    pub correlation_late: IntCounter,
+    /// eventIDs remembered for dedup.
+    pub dedup_ids: IntGauge,
+    /// eventIDs forgotten before their window ended, at the capacity bound.
+    pub dedup_evictions: IntCounter,
+    /// Time to evaluate and commit one batch of events.
+    pub batch_seconds: Histogram,
+    /// Batch commits that failed and were retried.
+    pub commit_retries: IntCounter,
+}
+
+/// The metrics of alert delivery.
+#[derive(Clone)]
+pub struct AlertMetrics {
+    /// Alerts waiting in the outbox.
+    pub outbox_depth: IntGauge,
+    /// Age of the oldest alert in the outbox, in seconds.
+    pub outbox_oldest_seconds: IntGauge,
+    /// Alerts a sink accepted, by sink.
+    pub delivered: IntCounterVec,
+    /// Delivery attempts that failed, by sink.
+    pub failed: IntCounterVec,
+}
+
 /// The metrics of sources.
 #[derive(Clone)]
 pub struct SourceMetrics {
@@ -64,6 +106,10 @@ pub struct Metrics {
     pub state: StateMetrics,
     /// The pipeline's channels.
     pub pipeline: PipelineMetrics,
+    /// Detection.
+    pub detection: DetectionMetrics,
+    /// Alert delivery.
+    pub alerts: AlertMetrics,
     /// Sources.
     pub sources: SourceMetrics,
     /// AWS calls.
@@ -132,6 +178,68 @@ impl Metrics {
                     "cloudwarden_events_processed_total",
                     "Events detection has finished with, by source.",
                     &["source"],
+                )?,
+            },
+            detection: DetectionMetrics {
+                rejected: r.counter_vec(
+                    "cloudwarden_events_rejected_total",
+                    "Records rejected before detection, by source and reason.",
+                    &["source", "reason"],
+                )?,
+                duplicates: r.counter_vec(
+                    "cloudwarden_events_duplicate_total",
+                    "Records dropped because their eventID was seen within the dedup window, by source.",
+                    &["source"],
+                )?,
+                alerts: r.counter_vec(
+                    "cloudwarden_alerts_raised_total",
+                    "Alerts raised by detection, by rule id and level.",
+                    &["rule", "level"],
+                )?,
+                rules_loaded: r.gauge("cloudwarden_rules_loaded", "Detection and correlation rules loaded.")?,
+                rules_failed: r.gauge("cloudwarden_rules_failed", "Rules that failed to load (see the log).")?,
+                correlation_groups: r.gauge(
+                    "cloudwarden_correlation_groups",
+                    "Correlation groups (for example one per principal) held in memory.",
+                )?,
+                correlation_evictions: r.counter_vec(
+                    "cloudwarden_correlation_evictions_total",
+                    "Correlation state evicted at its bound: whole groups (max_groups) or events of a group (max_group_entries).",
+                    &["reason"],
+                )?,
+                correlation_late: r.counter(
+                    "cloudwarden_correlation_late_events_total",
+                    "Events older than the newest event time minus detection.late_allowance, not correlated.",
+                )?,
+                dedup_ids: r.gauge("cloudwarden_dedup_ids", "eventIDs remembered to drop duplicates.")?,
+                dedup_evictions: r.counter(
+                    "cloudwarden_dedup_evictions_total",
+                    "eventIDs forgotten before their dedup window ended, at pipeline.dedup_capacity.",
+                )?,
+                batch_seconds: r.histogram(
+                    "cloudwarden_detection_batch_duration_seconds",
+                    "Time to evaluate a batch of events and commit its outcome.",
+                )?,
+                commit_retries: r.counter(
+                    "cloudwarden_detection_commit_retries_total",
+                    "Detection commits that failed and were retried.",
+                )?,
+            },
+            alerts: AlertMetrics {
+                outbox_depth: r.gauge("cloudwarden_outbox_alerts", "Alerts committed and not yet delivered to every sink.")?,
+                outbox_oldest_seconds: r.gauge(
+                    "cloudwarden_outbox_oldest_age_seconds",
+                    "Age of the oldest undelivered alert, 0 when the outbox is empty.",
+                )?,
+                delivered: r.counter_vec(
+                    "cloudwarden_alerts_delivered_total",
+                    "Alerts a sink accepted, by sink.",
+                    &["sink"],
+                )?,
+                failed: r.counter_vec(
+                    "cloudwarden_alert_delivery_failures_total",
+                    "Alert deliveries that failed (and will be retried), by sink.",
+                    &["sink"],
                 )?,
             },
             sources: SourceMetrics {

@@ -40,7 +40,15 @@ fn main() {
         let mut engine = Engine::new(Arc::clone(&set), EngineConfig::default());
         let mut n = 0;
         for raw in &lines {
-            let input = EventInput { raw, format: Format::Json, logsource: &logsource, source: None, origin: None, time_hint_ms: None };
+            let input = EventInput {
+                raw,
+                format: Format::Json,
+                logsource: &logsource,
+                source: None,
+                origin: None,
+                time_hint_ms: None,
+                dedup_id: None,
+            };
             if let Ok(p) = engine.process(&input) {
                 n += p.alerts.len();
             }
@@ -52,7 +60,9 @@ fn main() {
     let mut engine = rsigma_eval::Engine::new();
     for f in &files {
         let collection = rsigma_parser::parse_sigma_yaml(&f.text).expect("rsigma parses the rule");
-        engine.add_collection(&collection).expect("rsigma compiles the rule");
+        engine
+            .add_collection(&collection)
+            .expect("rsigma compiles the rule");
     }
     let (rs_secs, rs_matches) = best_of_three(|| {
         let mut n = 0;
@@ -65,8 +75,19 @@ fn main() {
     });
 
     let n = lines.len() as f64;
-    println!("{} records, {} rule files ({} rules loaded by cloudwarden)", lines.len(), files.len(), set.rules.len() + set.correlations.len());
-    println!("cloudwarden: {:>10.0} events/s  ({cw_matches} alerts)", n / cw_secs);
-    println!("rsigma:      {:>10.0} events/s  ({rs_matches} matches)", n / rs_secs);
+    println!(
+        "{} records, {} rule files ({} rules loaded by cloudwarden)",
+        lines.len(),
+        files.len(),
+        set.rules.len() + set.correlations.len()
+    );
+    println!(
+        "cloudwarden: {:>10.0} events/s  ({cw_matches} alerts)",
+        n / cw_secs
+    );
+    println!(
+        "rsigma:      {:>10.0} events/s  ({rs_matches} matches)",
+        n / rs_secs
+    );
     println!("ratio:       {:>10.1}x", rs_secs / cw_secs);
 }

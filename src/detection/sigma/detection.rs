@@ -115,17 +115,36 @@ pub struct EventView<'a> {
     pub raw: &'a str,
 }
 
+/// Why a detection section does not compile, and on which line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    /// The 1-based line of the offending entry.
+    pub line: usize,
+    /// What is wrong, starting with where (`detection.selection: field|mod: ...`).
+    pub message: String,
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A message and the line it is about.
+type Located = (usize, String);
+
 impl Detection {
     /// Compiles `detection` (the YAML map) with the condition(s) in `conditions`.
     pub fn compile(
         detection: &Node,
         conditions: &[String],
         placeholders: &Placeholders,
-    ) -> Result<Detection, String> {
+    ) -> Result<Detection, CompileError> {
+        let fail = |line: usize, message: String| CompileError { line, message };
         let Yaml::Map(entries) = &detection.value else {
-            return Err(format!(
-                "detection must be a map, found {}",
-                detection.kind()
+            return Err(fail(
+                detection.line,
+                format!("detection must be a map, found {}", detection.kind()),
             ));
         };
         let mut searches = Vec::new();
@@ -135,18 +154,24 @@ impl Detection {
                 continue;
             }
             let search = compile_search(node, placeholders)
-                .map_err(|e| format!("detection.{name} (line {}): {e}", node.line))?;
+                .map_err(|(line, e)| fail(line, format!("detection.{name}: {e}")))?;
             searches.push(search);
             names.push(name.clone());
         }
+        let condition_line = detection
+            .get("condition")
+            .map_or(detection.line, |c| c.line);
         if conditions.is_empty() {
-            return Err("detection has no condition".to_owned());
+            return Err(fail(
+                detection.line,
+                "detection has no condition".to_owned(),
+            ));
         }
         let mut alternatives = Vec::new();
         for text in conditions {
-            let cond = condition::parse(text).map_err(|e| format!("condition \"{text}\": {e}"))?;
-            alternatives
-                .push(resolve(&cond, &names).map_err(|e| format!("condition \"{text}\": {e}"))?);
+            let located = |e: String| fail(condition_line, format!("condition \"{text}\": {e}"));
+            let cond = condition::parse(text).map_err(located)?;
+            alternatives.push(resolve(&cond, &names).map_err(located)?);
         }
         let condition = if alternatives.len() == 1 {
             alternatives.remove(0)
@@ -459,17 +484,23 @@ fn resolve(cond: &Cond, names: &[String]) -> Result<Expr, String> {
     })
 }
 
-fn compile_search(node: &Node, placeholders: &Placeholders) -> Result<Search, String> {
+fn compile_search(node: &Node, placeholders: &Placeholders) -> Result<Search, Located> {
+    let at = |line: usize| move |e: String| (line, e);
     let alternatives = match &node.value {
-        Yaml::Map(entries) => vec![compile_map(entries, placeholders)?],
+        Yaml::Map(entries) => vec![compile_map(entries, node.line, placeholders)?],
         Yaml::Seq(items) => {
             let mut alternatives = Vec::new();
             let mut keywords = Vec::new();
             for item in items {
                 match &item.value {
-                    Yaml::Map(entries) => alternatives.push(compile_map(entries, placeholders)?),
+                    Yaml::Map(entries) => {
+                        alternatives.push(compile_map(entries, item.line, placeholders)?)
+                    }
                     Yaml::Seq(_) => {
-                        return Err("a list inside a list is not a valid search".to_owned());
+                        return Err((
+                            item.line,
+                            "a list inside a list is not a valid search".to_owned(),
+                        ));
                     }
                     _ => keywords.push(item.clone()),
                 }
@@ -479,27 +510,32 @@ fn compile_search(node: &Node, placeholders: &Placeholders) -> Result<Search, St
                     line: node.line,
                     value: Yaml::Seq(keywords),
                 };
-                alternatives.push(vec![compile_cond("", &node, placeholders)?]);
+                alternatives.push(vec![
+                    compile_cond("", &node, placeholders).map_err(at(node.line))?,
+                ]);
             }
             alternatives
         }
-        Yaml::Null => return Err("the search is empty".to_owned()),
-        _ => vec![vec![compile_cond("", node, placeholders)?]],
+        Yaml::Null => return Err((node.line, "the search is empty".to_owned())),
+        _ => vec![vec![
+            compile_cond("", node, placeholders).map_err(at(node.line))?,
+        ]],
     };
     Ok(Search { alternatives })
 }
 
 fn compile_map(
     entries: &[(String, Node)],
+    line: usize,
     placeholders: &Placeholders,
-) -> Result<Vec<FieldCond>, String> {
+) -> Result<Vec<FieldCond>, Located> {
     if entries.is_empty() {
-        return Err("an empty map is not a valid search".to_owned());
+        return Err((line, "an empty map is not a valid search".to_owned()));
     }
     entries
         .iter()
         .map(|(key, value)| {
-            compile_cond(key, value, placeholders).map_err(|e| format!("{key}: {e}"))
+            compile_cond(key, value, placeholders).map_err(|e| (value.line, format!("{key}: {e}")))
         })
         .collect()
 }

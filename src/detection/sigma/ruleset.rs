@@ -346,10 +346,10 @@ impl RuleSet {
                         consumers: Vec::new(),
                     });
                 }
-                Err(message) => {
+                Err(err) => {
                     failed.insert(doc.meta.id.clone());
                     failed.extend(doc.meta.name.clone());
-                    self.error(&origin, doc.meta.line, Some(&doc.meta), message);
+                    self.error(&origin, err.line, Some(&doc.meta), err.message);
                 }
             }
         }
@@ -370,8 +370,8 @@ impl RuleSet {
                 &options.placeholders,
             ) {
                 Ok(d) => d,
-                Err(message) => {
-                    self.error(&origin, filter.meta.line, Some(&filter.meta), message);
+                Err(err) => {
+                    self.error(&origin, err.line, Some(&filter.meta), err.message);
                     continue;
                 }
             };

@@ -28,6 +28,7 @@ fn compile_with(detection: &str, placeholders: &[(&str, &[&str])]) -> Result<Det
         })
         .collect();
     Detection::compile(&node, &conditions, &placeholders)
+        .map_err(|e| format!("line {}: {}", e.line, e.message))
 }
 
 fn compile(detection: &str) -> Detection {

@@ -1,0 +1,259 @@
+//! `rules list`, `rules test`, `validate --strict` and `replay`, as a user runs them.
+
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use support::process::{command, run};
+
+fn fixtures(name: &str) -> String {
+    format!("{}/tests/fixtures/rules/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn out(output: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A configuration without the built-in pack, so that tests see only their fixtures.
+fn no_builtin() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[rules]\nbuiltin = false\n").unwrap();
+    let path = path.display().to_string();
+    (dir, path)
+}
+
+#[test]
+fn rules_test_passes_good_rules_and_fails_wrong_ones() {
+    let (_dir, config) = no_builtin();
+    let output = run(
+        &["rules", "test", "--config", &config, &fixtures("good")],
+        &[],
+    );
+    let (stdout, stderr) = out(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("PASS  1f5d1c3e-7a52-4b7e-9d1f-3c0b2a6e8f01"),
+        "{stdout}"
+    );
+    let output = run(
+        &["rules", "test", "--config", &config, &fixtures("failing")],
+        &[],
+    );
+    let (stdout, _) = out(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  2a6e0d4f-8b63-4c8f-ae20-4d1c3b7f9a12"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("expected the rule to alert"), "{stdout}");
+}
+
+#[test]
+fn the_builtin_pack_passes_its_own_tests() {
+    let output = run(&["rules", "test", "--config", "/dev/null"], &[]);
+    let (stdout, stderr) = out(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        !stdout.contains("FAIL") && !stdout.contains("NOTE"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn rules_list_shows_ids_titles_levels_and_markdown() {
+    let output = run(
+        &[
+            "rules",
+            "list",
+            "--config",
+            "/dev/null",
+            "--format",
+            "markdown",
+        ],
+        &[],
+    );
+    let (stdout, _) = out(&output);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stdout.starts_with("# Rules"), "{stdout}");
+    assert!(stdout.contains("| id | title | level | kind | tags |"));
+    let (_dir, config) = no_builtin();
+    let output = run(
+        &["rules", "list", "--config", &config, &fixtures("good")],
+        &[],
+    );
+    let (stdout, _) = out(&output);
+    assert!(
+        stdout.contains("1f5d1c3e-7a52-4b7e-9d1f-3c0b2a6e8f01")
+            && stdout.contains("high")
+            && stdout.contains("attack.t1562.008"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn validate_reports_a_broken_rule_and_strict_makes_it_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[rules]\nbuiltin = false\npaths = [\"{}\"]\n",
+            fixtures("broken")
+        ),
+    )
+    .unwrap();
+    let config = path.display().to_string();
+    let output = run(&["validate", "--config", &config], &[]);
+    let (stdout, stderr) = out(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("1 rule failed to load"), "{stdout}");
+    assert!(
+        stderr.contains("unknown_modifier.yml:8: rule")
+            && stderr.contains("rule 3b7f1e5a-9c74-4d90-bf31-5e2d4c8a0b23")
+            && stderr.contains("unknown modifier \"sounds_like\""),
+        "{stderr}"
+    );
+    let output = run(&["validate", "--strict", "--config", &config], &[]);
+    assert_eq!(output.status.code(), Some(78), "{:?}", out(&output));
+}
+
+fn record(id: &str, name: &str) -> String {
+    format!(
+        r#"{{"eventVersion":"1.08","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/mallory","accountId":"111122223333"}},"eventTime":"2026-11-01T10:00:00Z","eventSource":"cloudtrail.amazonaws.com","eventName":"{name}","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.23","eventID":"{id}","recipientAccountId":"111122223333"}}"#
+    )
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn replay_reads_trail_files_and_ndjson_and_skips_what_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir
+        .path()
+        .join("111122223333_CloudTrail_us-east-1_20261101T1000Z_x.json.gz");
+    let records: Vec<String> = (0..50)
+        .map(|i| {
+            record(
+                &format!("t{i}"),
+                if i == 7 {
+                    "StopLogging"
+                } else {
+                    "DescribeTrails"
+                },
+            )
+        })
+        .collect();
+    std::fs::write(
+        &trail,
+        gzip(format!("{{\"Records\":[{}]}}", records.join(",")).as_bytes()),
+    )
+    .unwrap();
+    let lines = dir.path().join("events.ndjson");
+    let mut text = format!("{}\n{{broken json\n", record("n1", "StopLogging"));
+    text.push_str(&format!(
+        "{}\n{}\n",
+        record("t7", "StopLogging"),
+        r#"{"not":"cloudtrail"}"#
+    ));
+    std::fs::write(&lines, text).unwrap();
+    let truncated = dir.path().join("cut.json.gz");
+    let many: Vec<String> = (0..3000)
+        .map(|i| record(&format!("c{i}"), "DescribeTrails"))
+        .collect();
+    let compressed = gzip(format!("{{\"Records\":[{}]}}", many.join(",")).as_bytes());
+    std::fs::write(&truncated, &compressed[..compressed.len() / 2]).unwrap();
+    let (_cfg, config) = no_builtin();
+    let paths = [
+        trail.display().to_string(),
+        lines.display().to_string(),
+        truncated.display().to_string(),
+    ];
+    let output = run(
+        &[
+            "replay",
+            "--config",
+            &config,
+            "--rules",
+            &fixtures("good"),
+            &paths[0],
+            &paths[1],
+            &paths[2],
+        ],
+        &[],
+    );
+    let (stdout, stderr) = out(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let alerts: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON alert per line"))
+        .collect();
+    // t7 in the trail file and n1 in the NDJSON; t7 again is a duplicate.
+    let ids: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["t7", "n1"], "{stdout}");
+    assert!(
+        alerts[0]["origin"]
+            .as_str()
+            .unwrap()
+            .ends_with(".json.gz:record 7"),
+        "{}",
+        alerts[0]["origin"]
+    );
+    assert!(
+        stderr.contains("events.ndjson:line 2: rejected") && stderr.contains("invalid_json"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("events.ndjson:line 4: rejected") && stderr.contains("not_cloudtrail"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cut.json.gz:record") && stderr.contains("unreadable"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("duplicates dropped: 1"), "{stderr}");
+    assert!(stderr.contains("alerts: 2 (critical 0, high 2"), "{stderr}");
+}
+
+#[test]
+fn replay_reads_standard_input() {
+    let (_cfg, config) = no_builtin();
+    let mut child = command(&[
+        "replay",
+        "--config",
+        &config,
+        "--rules",
+        &fixtures("good"),
+        "-",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        "[{},{}]",
+        record("s1", "StopLogging"),
+        record("s2", "ListTrails")
+    )
+    .unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = out(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stderr.contains("2 records, 2 events evaluated"), "{stderr}");
+}
