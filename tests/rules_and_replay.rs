@@ -257,3 +257,25 @@ fn replay_reads_standard_input() {
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stderr.contains("2 records, 2 events evaluated"), "{stderr}");
 }
+
+#[test]
+fn docs_rules_md_is_the_current_rule_list() {
+    let output = run(
+        &[
+            "rules",
+            "list",
+            "--config",
+            "/dev/null",
+            "--format",
+            "markdown",
+        ],
+        &[],
+    );
+    let generated = String::from_utf8_lossy(&output.stdout);
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/rules.md")).unwrap();
+    assert!(
+        generated == committed,
+        "docs/rules.md is stale: regenerate it with `cloudwarden rules list --config /dev/null --format markdown > docs/rules.md`"
+    );
+}

@@ -32,7 +32,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_bytes: 1024 * 1024,
+            // Twice CloudTrail's own 256 KB limit.
+            max_bytes: 512 * 1024,
             max_depth: 128,
         }
     }
