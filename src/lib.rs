@@ -36,6 +36,7 @@ pub mod pipeline;
 pub mod records;
 pub mod replay;
 pub mod rules;
+pub mod sources;
 pub mod state;
 pub mod telemetry;
 

@@ -80,6 +80,7 @@ async fn an_unreachable_endpoint_is_transient_and_counted() {
         region: Some("us-east-1".into()),
         profile: None,
         endpoint_url: Some(format!("http://127.0.0.1:{}", free_port())),
+        endpoints: Default::default(),
     };
     let sdk = sdk_config_for(&settings).await;
     let metrics = Metrics::new().unwrap();

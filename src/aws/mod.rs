@@ -7,11 +7,14 @@
 //! calling AWS (sources, the alert outbox, reconcilers) ask [`retry::classify`]
 //! what a failure means and wait as [`retry::Backoff`] says.
 
+mod clients;
 mod error;
 mod identity;
+pub mod rate;
 pub mod retry;
 mod sdk;
 
+pub use clients::{Clients, SERVICES};
 pub use error::AwsError;
 pub use identity::{CallerIdentity, caller_identity};
 pub use sdk::{AwsSetupError, sdk_config, sdk_config_from};

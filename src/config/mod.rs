@@ -71,6 +71,8 @@ pub struct AwsConfig {
     pub profile: Option<String>,
     /// An endpoint every client uses instead of AWS's, such as a local emulator.
     pub endpoint_url: Option<String>,
+    /// Endpoints of single services (`cloudtrail`, `logs`, `sqs`, ...), over `endpoint_url`.
+    pub endpoints: std::collections::BTreeMap<String, String>,
 }
 
 /// `[state]`.

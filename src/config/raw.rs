@@ -18,6 +18,7 @@ pub(super) struct RawAws {
     pub region: Leaf,
     pub profile: Leaf,
     pub endpoint_url: Leaf,
+    pub endpoints: Leaf,
 }
 
 /// `[state]`: the embedded store.
@@ -94,7 +95,12 @@ pub(super) struct RawSource {
     pub filter_pattern: Leaf,
     pub stream_prefix: Leaf,
     pub format: Leaf,
+    pub region: Leaf,
+    pub logsource: Leaf,
+    pub global_events: Leaf,
     pub queue_url: Leaf,
+    pub max_attempts: Leaf,
+    pub visibility_timeout: Leaf,
 }
 
 /// `[alerts]`: delivery settings.

@@ -9,6 +9,7 @@ use super::checker::Checker;
 use super::formats;
 use super::key_path::KeyPath;
 use super::raw::{Leaf, RawSource};
+use crate::detection::sigma::document::LogSource;
 
 /// One configured event source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub enum SourceKind {
         regions: Vec<String>,
         /// How far back each query reaches, because CloudTrail delivers late.
         lookback: Duration,
+        /// Read IAM, STS and sign-in events in us-east-1 when it is not among `regions`.
+        global_events: bool,
     },
     /// CloudWatch Logs `FilterLogEvents` on one or more log groups.
     CloudWatchLogs {
@@ -41,16 +44,30 @@ pub enum SourceKind {
         stream_prefix: Option<String>,
         /// How each log line is read.
         format: RecordFormat,
+        /// How far back each poll reaches, because log events can arrive late.
+        lookback: Duration,
+        /// The Region of the log groups; the home Region when unset.
+        region: Option<String>,
+        /// Which rules apply to the lines (by their `logsource`).
+        logsource: Option<LogSource>,
     },
     /// CloudTrail files in S3, announced on an SQS queue.
     S3Sqs {
         /// The queue receiving S3 ObjectCreated notifications.
         queue_url: String,
+        /// Receives a message may fail before it is set aside.
+        max_attempts: u32,
+        /// How long a received message stays hidden (extended while read).
+        visibility_timeout: Duration,
     },
     /// CloudTrail events sent by EventBridge rules to an SQS queue.
     EventBridgeSqs {
         /// The queue the EventBridge rule targets.
         queue_url: String,
+        /// Receives a message may fail before it is set aside.
+        max_attempts: u32,
+        /// How long a received message stays hidden.
+        visibility_timeout: Duration,
     },
 }
 
@@ -105,7 +122,7 @@ impl Kind {
     /// The keys that apply to this kind besides `kind` and `name`.
     fn keys(self) -> &'static [&'static str] {
         match self {
-            Kind::Lookup => &["interval", "regions", "lookback"],
+            Kind::Lookup => &["interval", "regions", "lookback", "global_events"],
             Kind::Logs => &[
                 "interval",
                 "log_group",
@@ -113,9 +130,14 @@ impl Kind {
                 "filter_pattern",
                 "stream_prefix",
                 "format",
+                "lookback",
+                "region",
+                "logsource",
             ],
             // SQS sources long-poll continuously, so they have no interval.
-            Kind::S3Sqs | Kind::EventBridgeSqs => &["queue_url"],
+            Kind::S3Sqs | Kind::EventBridgeSqs => {
+                &["queue_url", "max_attempts", "visibility_timeout"]
+            }
         }
     }
 
@@ -194,14 +216,27 @@ fn source(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<SourceConfi
             .or(r.interval.is_none().then_some(default)),
         None => None,
     };
-    let kind = match kind {
-        Kind::Lookup => lookup(c, k, &r),
-        Kind::Logs => logs(c, k, &r),
-        Kind::S3Sqs => queue_url(c, k, &r).map(|queue_url| SourceKind::S3Sqs { queue_url }),
-        Kind::EventBridgeSqs => {
-            queue_url(c, k, &r).map(|queue_url| SourceKind::EventBridgeSqs { queue_url })
-        }
-    };
+    let kind =
+        match kind {
+            Kind::Lookup => lookup(c, k, &r),
+            Kind::Logs => logs(c, k, &r),
+            Kind::S3Sqs => queue(c, k, &r).map(|(queue_url, max_attempts, visibility_timeout)| {
+                SourceKind::S3Sqs {
+                    queue_url,
+                    max_attempts,
+                    visibility_timeout,
+                }
+            }),
+            Kind::EventBridgeSqs => {
+                queue(c, k, &r).map(|(queue_url, max_attempts, visibility_timeout)| {
+                    SourceKind::EventBridgeSqs {
+                        queue_url,
+                        max_attempts,
+                        visibility_timeout,
+                    }
+                })
+            }
+        };
     Some(SourceConfig {
         name: name?,
         interval,
@@ -210,17 +245,22 @@ fn source(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<SourceConfi
 }
 
 /// Every key of a raw source, for the check that each applies to its kind.
-fn leaves(r: &RawSource) -> [(&'static str, &Leaf); 9] {
+fn leaves(r: &RawSource) -> [(&'static str, &Leaf); 14] {
     [
         ("interval", &r.interval),
         ("regions", &r.regions),
         ("lookback", &r.lookback),
+        ("global_events", &r.global_events),
         ("log_group", &r.log_group),
         ("log_group_prefix", &r.log_group_prefix),
         ("filter_pattern", &r.filter_pattern),
         ("stream_prefix", &r.stream_prefix),
         ("format", &r.format),
+        ("region", &r.region),
+        ("logsource", &r.logsource),
         ("queue_url", &r.queue_url),
+        ("max_attempts", &r.max_attempts),
+        ("visibility_timeout", &r.visibility_timeout),
     ]
 }
 
@@ -244,7 +284,15 @@ fn lookup(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<SourceKind>
         (None, _) => Duration::from_secs(15 * 60),
         (Some(_), lookback) => lookback?,
     };
-    Some(SourceKind::CloudTrailLookup { regions, lookback })
+    let global_events: Option<bool> = c.value(&k.key("global_events"), &r.global_events);
+    if r.global_events.is_some() && global_events.is_none() {
+        return None;
+    }
+    Some(SourceKind::CloudTrailLookup {
+        regions,
+        lookback,
+        global_events: global_events.unwrap_or(true),
+    })
 }
 
 fn logs(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<SourceKind> {
@@ -282,15 +330,73 @@ fn logs(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<SourceKind> {
     let format = c.parsed(&k.key("format"), &r.format, |t| {
         formats::one_of(t, &formats_allowed)
     });
+    let lookback = c.duration(
+        &k.key("lookback"),
+        &r.lookback,
+        Duration::ZERO,
+        Duration::from_secs(86_400),
+    );
+    if r.lookback.is_some() && lookback.is_none() {
+        return None;
+    }
+    let region = c.parsed(&k.key("region"), &r.region, formats::region);
+    if r.region.is_some() && region.is_none() {
+        return None;
+    }
+    let logsource = match &r.logsource {
+        None => None,
+        Some(_) => {
+            let table: Option<std::collections::BTreeMap<String, String>> =
+                c.value(&k.key("logsource"), &r.logsource);
+            let table = table?;
+            let mut logsource = LogSource::default();
+            for (key, value) in table {
+                let value = Some(value.to_lowercase());
+                match key.as_str() {
+                    "product" => logsource.product = value,
+                    "service" => logsource.service = value,
+                    "category" => logsource.category = value,
+                    other => {
+                        c.report(
+                            &k.key("logsource").key(other),
+                            "unknown key (expected product, service or category)",
+                        );
+                        return None;
+                    }
+                }
+            }
+            Some(logsource)
+        }
+    };
     Some(SourceKind::CloudWatchLogs {
         log_group: log_group?,
         filter_pattern,
         stream_prefix,
         format: format.unwrap_or(RecordFormat::CloudTrail),
+        lookback: lookback.unwrap_or(Duration::from_secs(300)),
+        region,
+        logsource,
     })
 }
 
-fn queue_url(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<String> {
+fn queue(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<(String, u32, Duration)> {
     let url = c.parsed(&k.key("queue_url"), &r.queue_url, formats::http_url);
-    c.required(&k.key("queue_url"), url, &r.queue_url)
+    let url = c.required(&k.key("queue_url"), url, &r.queue_url);
+    let attempts = c.count(&k.key("max_attempts"), &r.max_attempts, 1, 100);
+    let visibility = c.duration(
+        &k.key("visibility_timeout"),
+        &r.visibility_timeout,
+        Duration::from_secs(30),
+        Duration::from_secs(12 * 3600),
+    );
+    let bad = (r.max_attempts.is_some() && attempts.is_none())
+        || (r.visibility_timeout.is_some() && visibility.is_none());
+    if bad {
+        return None;
+    }
+    Some((
+        url?,
+        attempts.map_or(5, |n| u32::try_from(n).unwrap_or(5)),
+        visibility.unwrap_or(Duration::from_secs(300)),
+    ))
 }

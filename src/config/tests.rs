@@ -203,7 +203,8 @@ queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/events"
             lookup.kind,
             SourceKind::CloudTrailLookup {
                 regions: vec![],
-                lookback: Duration::from_secs(900)
+                lookback: Duration::from_secs(900),
+                global_events: true,
             }
         );
         assert_eq!(logs.interval, Some(Duration::from_secs(15)));
@@ -212,7 +213,14 @@ queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/events"
             SourceKind::CloudWatchLogs { log_group: LogGroupSelector::Prefix(p), format: RecordFormat::Json, .. } if p == "aws-cloudtrail-logs"
         ));
         assert_eq!(s3.interval, None);
-        assert_eq!(s3.kind.name(), "s3_sqs");
+        assert_eq!(
+            s3.kind,
+            SourceKind::S3Sqs {
+                queue_url: "https://sqs.us-east-1.amazonaws.com/123456789012/trail".into(),
+                max_attempts: 5,
+                visibility_timeout: Duration::from_secs(300),
+            }
+        );
         assert_eq!(events.kind.name(), "eventbridge_sqs");
         Ok(())
     });
@@ -232,6 +240,14 @@ log_group_prefix = "y"
 [[sources]]
 kind = "s3_sqs"
 name = "b"
+max_attempts = 0
+visibility_timeout = "1s"
+
+[[sources]]
+kind = "cloudwatch_logs"
+name = "c"
+log_group = "g"
+logsource = { product = "nginx", flavour = "x" }
 
 [alarms.cis]
 enabled = true
@@ -245,9 +261,12 @@ min_level = "severe"
         for expected in [
             "c.toml:5:1: sources[0].log_group_prefix: set either log_group or log_group_prefix, not both",
             "c.toml:7:1: sources[1].queue_url: missing required key",
-            "c.toml:11:9: alarms.cis.log_group: missing: required when alarms.cis.enabled = true",
-            "c.toml:11:9: alarms.cis.topic_arn: missing: required when alarms.cis.enabled = true",
-            "c.toml:16:1: alerts.sns[0].min_level: unknown level \"severe\"",
+            "c.toml:10:1: sources[1].max_attempts: 0 is out of range: it must be between 1 and 100",
+            "c.toml:11:1: sources[1].visibility_timeout: duration \"1s\" is out of range",
+            "c.toml:17:34: sources[2].logsource.flavour: unknown key (expected product, service or category)",
+            "c.toml:19:9: alarms.cis.log_group: missing: required when alarms.cis.enabled = true",
+            "c.toml:19:9: alarms.cis.topic_arn: missing: required when alarms.cis.enabled = true",
+            "c.toml:24:1: alerts.sns[0].min_level: unknown level \"severe\"",
         ] {
             assert!(
                 found.iter().any(|p| p.contains(expected)),

@@ -70,10 +70,33 @@ pub(super) fn config(figment: &Figment, c: &mut Checker<'_>) -> Option<Config> {
 fn aws(c: &mut Checker<'_>, raw: &RawConfig) -> Option<AwsConfig> {
     let k = KeyPath::root("aws");
     let r: RawAws = c.section(&k, raw.aws.as_ref());
+    let table: Option<std::collections::BTreeMap<String, String>> =
+        c.value(&k.key("endpoints"), &r.endpoints);
+    let mut endpoints = std::collections::BTreeMap::new();
+    for (service, url) in table.iter().flatten() {
+        let key = k.key("endpoints").key(service);
+        if !crate::aws::SERVICES.contains(&service.as_str()) {
+            c.report(
+                &key,
+                format!(
+                    "unknown service \"{service}\" (expected one of: {})",
+                    crate::aws::SERVICES.join(", ")
+                ),
+            );
+            continue;
+        }
+        match formats::http_url(url) {
+            Ok(url) => {
+                endpoints.insert(service.clone(), url);
+            }
+            Err(message) => c.report(&key, message),
+        }
+    }
     Some(AwsConfig {
         region: c.parsed(&k.key("region"), &r.region, formats::region),
         profile: c.parsed(&k.key("profile"), &r.profile, formats::non_empty),
         endpoint_url: c.parsed(&k.key("endpoint_url"), &r.endpoint_url, formats::http_url),
+        endpoints,
     })
 }
 

@@ -18,9 +18,13 @@ use tokio::sync::Notify;
 
 use crate::alerts::delivery::{Delivery, Sink};
 use crate::alerts::outbox;
+use crate::aws::Clients;
+use crate::aws::rate::RateLimits;
 use crate::detection::Engine;
 use crate::detection::stage::{DetectionStage, StageContext};
 use crate::pipeline::{self, EventReceiver, EventSender};
+use crate::sources::SourceContext;
+use crate::sources::api::Aws;
 use crate::state::StateStore;
 use crate::telemetry::{Metrics, Status, admin};
 
@@ -93,7 +97,7 @@ impl Daemon {
         let outbox = Arc::new(Notify::new());
         daemon.spawn_detection(&config, receiver, Arc::clone(&outbox));
         daemon.spawn_delivery(outbox);
-        daemon.start_sources(&config, events);
+        daemon.start_sources(&config, events, &sdk);
         daemon.spawn_housekeeping();
         daemon.spawn_identity_check(sdk);
         tracing::info!(address = %admin_addr, "serving metrics, health and readiness");
@@ -168,6 +172,11 @@ impl Daemon {
     /// Runs `task` as a critical task: if it ends before shutdown, or panics,
     /// the daemon becomes unhealthy and stops.
     fn supervise(&self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+        self.supervise_named(name.to_owned(), task);
+    }
+
+    /// [`Daemon::supervise`] with a name made at run time.
+    fn supervise_named(&self, name: String, task: impl Future<Output = ()> + Send + 'static) {
         let inner = tokio::spawn(task);
         let (stop, status, failure) =
             (self.stop.clone(), self.status.clone(), self.failure.clone());
@@ -178,7 +187,7 @@ impl Daemon {
                 Err(err) if err.is_panic() => "panicked".to_owned(),
                 Err(err) => err.to_string(),
             };
-            tracing::error!(task = name, detail, "critical task ended");
+            tracing::error!(task = %name, detail, "critical task ended");
             status.failed(format!("{name} {detail}"));
             failure.cancel();
         });
@@ -264,20 +273,31 @@ impl Daemon {
 
     /// Starts every configured source. The sender for the pipeline stays
     /// alive until shutdown, so detection runs even with no source.
-    fn start_sources(&self, config: &Config, events: EventSender) {
+    fn start_sources(&self, config: &Config, events: EventSender, sdk: &SdkConfig) {
+        let clients = Clients::new(
+            sdk.clone(),
+            config.aws.endpoints.clone(),
+            self.metrics.aws.clone(),
+        );
+        let limits = RateLimits::new(self.metrics.sources.rate_limited.clone());
+        let api = Arc::new(Aws::new(clients, limits));
+        let shared = Arc::new(config.clone());
         for source in &config.sources {
-            let component = format!("source {}", source.name);
-            let kind = source.kind.name();
-            self.metrics
-                .sources
-                .ready
-                .with_label_values(&[&source.name, kind])
-                .set(0);
-            self.status.waiting(
-                &component,
-                format!("sources of kind {kind} are not implemented in this version"),
-            );
-            tracing::warn!(source = %source.name, kind, "source configured but its kind cannot run in this version; it is not polled");
+            let ctx = SourceContext {
+                name: Arc::from(source.name.as_str()),
+                kind: source.kind.name(),
+                events: events.clone(),
+                state: self.state.clone(),
+                metrics: self.metrics.sources.clone(),
+                rejected: self.metrics.detection.rejected.clone(),
+                status: self.status.clone(),
+                stop: self.stop.clone(),
+            };
+            ctx.starting();
+            tracing::info!(source = %source.name, kind = source.kind.name(), "source started");
+            let run =
+                crate::sources::run(ctx, Arc::clone(&api), source.clone(), Arc::clone(&shared));
+            self.supervise_named(format!("source {}", source.name), run);
         }
         let stop = self.stop.clone();
         self.supervise("sources", async move {

@@ -81,6 +81,28 @@ impl EventSender {
     }
 }
 
+impl EventSender {
+    /// Hands `event` to detection from a blocking thread (an S3 object being
+    /// read), waiting while the channel is full.
+    pub fn blocking_send(&self, event: Event) -> Result<(), PipelineClosed> {
+        let source = Arc::clone(&event.source);
+        match self.tx.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Closed(_)) => return Err(PipelineClosed),
+            Err(TrySendError::Full(event)) => {
+                self.metrics
+                    .channel_full
+                    .with_label_values(&[&source])
+                    .inc();
+                self.tx.blocking_send(event).map_err(|_| PipelineClosed)?;
+            }
+        }
+        self.metrics.events_in.with_label_values(&[&source]).inc();
+        self.metrics.queued.inc();
+        Ok(())
+    }
+}
+
 /// The receiving half, owned by detection.
 #[derive(Debug)]
 pub struct EventReceiver {

@@ -87,6 +87,20 @@ pub struct AlertMetrics {
 pub struct SourceMetrics {
     /// Whether each configured source has completed a poll (1) or not (0).
     pub ready: IntGaugeVec,
+    /// Records read, by source.
+    pub read: IntCounterVec,
+    /// Polls (or queue receives), by source and outcome.
+    pub polls: IntCounterVec,
+    /// Now minus the newest event time read, by source.
+    pub lag_seconds: IntGaugeVec,
+    /// When a poll last succeeded, Unix seconds, by source.
+    pub last_success: IntGaugeVec,
+    /// Queue messages set aside after failing too often, by source.
+    pub set_aside: IntCounterVec,
+    /// Objects or messages skipped on purpose (test events, digests), by source and why.
+    pub skipped: IntCounterVec,
+    /// Calls that waited for a client-side rate limit, by operation.
+    pub rate_limited: IntCounterVec,
 }
 
 /// The metrics of AWS calls.
@@ -245,8 +259,43 @@ impl Metrics {
             sources: SourceMetrics {
                 ready: r.gauge_vec(
                     "cloudwarden_source_ready",
-                    "1 once a source has completed a poll, else 0.",
+                    "1 while a source's last poll succeeded, else 0.",
                     &["source", "kind"],
+                )?,
+                read: r.counter_vec(
+                    "cloudwarden_source_records_read_total",
+                    "Records a source read and handed to detection, by source.",
+                    &["source"],
+                )?,
+                polls: r.counter_vec(
+                    "cloudwarden_source_polls_total",
+                    "Polls (or queue receives) by source and outcome (ok, error).",
+                    &["source", "outcome"],
+                )?,
+                lag_seconds: r.gauge_vec(
+                    "cloudwarden_source_lag_seconds",
+                    "Now minus the newest event time a source has read.",
+                    &["source"],
+                )?,
+                last_success: r.gauge_vec(
+                    "cloudwarden_source_last_success_timestamp_seconds",
+                    "When a source's poll last succeeded, in Unix seconds.",
+                    &["source"],
+                )?,
+                set_aside: r.counter_vec(
+                    "cloudwarden_source_messages_set_aside_total",
+                    "Queue messages set aside after failing too often (kept in the state store), by source.",
+                    &["source"],
+                )?,
+                skipped: r.counter_vec(
+                    "cloudwarden_source_skipped_total",
+                    "Messages or objects skipped on purpose, by source and reason (test_event, digest, not_cloudtrail_object).",
+                    &["source", "reason"],
+                )?,
+                rate_limited: r.counter_vec(
+                    "cloudwarden_aws_rate_limited_total",
+                    "AWS calls that waited for cloudwarden's own rate limit, by operation.",
+                    &["operation"],
                 )?,
             },
             aws: AwsMetrics {

@@ -79,6 +79,7 @@ impl Moto {
             region: Some("us-east-1".to_owned()),
             profile: None,
             endpoint_url: Some(self.endpoint()),
+            endpoints: Default::default(),
         }
     }
 

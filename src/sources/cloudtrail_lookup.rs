@@ -1,0 +1,199 @@
+//! `cloudtrail_lookup`: CloudTrail's LookupEvents, management events of the
+//! last 90 days, Region by Region.
+//!
+//! CloudTrail delivers events minutes late and out of order, so a watermark
+//! at the newest event seen would lose the late ones. Each poll instead
+//! re-reads a window that reaches `lookback` behind the end of the last
+//! window fully committed (or behind now, the first time), and detection
+//! drops what it has seen by eventID. The checkpoint is that end, moved
+//! only after every event of the window is committed; after downtime the
+//! next window reaches back over the gap.
+//!
+//! IAM, STS and console sign-in events are recorded in us-east-1 whatever
+//! Region they concern. Unless us-east-1 is among the Regions read anyway,
+//! `global_events` reads it for those event sources alone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::api::{CloudTrailApi, LookupQuery};
+use super::context::{SourceContext, SourceError, unix_seconds};
+use crate::detection::event::Format;
+use crate::detection::sigma::document::LogSource;
+use crate::pipeline;
+
+/// LookupEvents reaches 90 days back.
+const RETENTION_SECONDS: i64 = 90 * 86_400;
+
+/// The Region that records global-service events.
+pub const GLOBAL_REGION: &str = "us-east-1";
+
+/// The global services whose events are recorded in us-east-1.
+pub const GLOBAL_EVENT_SOURCES: [&str; 3] = [
+    "iam.amazonaws.com",
+    "sts.amazonaws.com",
+    "signin.amazonaws.com",
+];
+
+/// How a `cloudtrail_lookup` source reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Regions read in full.
+    pub regions: Vec<String>,
+    /// How far back each window reaches behind the last one.
+    pub lookback: Duration,
+    /// Time between polls.
+    pub interval: Duration,
+    /// Read global-service events in us-east-1 when it is not among `regions`.
+    pub global_events: bool,
+}
+
+/// What one query reads: a Region, in full or for one event source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scope {
+    region: String,
+    event_source: Option<&'static str>,
+}
+
+impl Scope {
+    fn checkpoint_part(&self) -> String {
+        match self.event_source {
+            None => self.region.clone(),
+            Some(source) => format!("{}:{source}", self.region),
+        }
+    }
+}
+
+/// The checkpoint of one scope.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+struct Covered {
+    /// Every event up to this time (Unix seconds) was committed, as far as
+    /// CloudTrail had delivered it when read.
+    until: i64,
+}
+
+fn scopes(settings: &Settings) -> Vec<Scope> {
+    let mut scopes: Vec<Scope> = settings
+        .regions
+        .iter()
+        .map(|r| Scope {
+            region: r.clone(),
+            event_source: None,
+        })
+        .collect();
+    if settings.global_events && !settings.regions.iter().any(|r| r == GLOBAL_REGION) {
+        scopes.extend(GLOBAL_EVENT_SOURCES.iter().map(|source| Scope {
+            region: GLOBAL_REGION.to_owned(),
+            event_source: Some(source),
+        }));
+    }
+    scopes
+}
+
+/// Polls until shutdown.
+pub async fn run<A: CloudTrailApi>(ctx: SourceContext, api: Arc<A>, settings: Settings) {
+    let scopes = scopes(&settings);
+    let logsource = Arc::new(LogSource::cloudtrail());
+    ctx.poll_every(settings.interval, || async {
+        let mut failure = None;
+        for scope in &scopes {
+            match poll(&ctx, api.as_ref(), scope, &settings, &logsource).await {
+                Ok(()) => {}
+                Err(err @ (SourceError::Stopped | SourceError::Pipeline(_))) => return Err(err),
+                // One Region failing does not hold the others back.
+                Err(err) => {
+                    tracing::warn!(source = %ctx.name, region = %scope.region, error = %err, "LookupEvents poll failed");
+                    failure = Some(err);
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    })
+    .await;
+}
+
+async fn poll<A: CloudTrailApi>(
+    ctx: &SourceContext,
+    api: &A,
+    scope: &Scope,
+    settings: &Settings,
+    logsource: &Arc<LogSource>,
+) -> Result<(), SourceError> {
+    let part = scope.checkpoint_part();
+    let now = unix_seconds();
+    let lookback = i64::try_from(settings.lookback.as_secs()).unwrap_or(RETENTION_SECONDS);
+    let covered: Option<Covered> = ctx.checkpoint(&part).await?;
+    let start = covered
+        .map_or(now - lookback, |c| (c.until - lookback).min(now - lookback))
+        .max(now - RETENTION_SECONDS);
+    let mut query = LookupQuery {
+        start,
+        end: now,
+        event_source: scope.event_source.map(str::to_owned),
+        next_token: None,
+    };
+    let (batch, pending) = pipeline::batch();
+    let mut newest = None;
+    let mut index = 0u64;
+    loop {
+        if ctx.stop.is_cancelled() {
+            return Err(SourceError::Stopped);
+        }
+        let page = api.lookup_events(&scope.region, &query).await?;
+        newest = newest.max(page.newest_ms);
+        for record in page.records {
+            let origin = format!(
+                "LookupEvents {} {}..{} #{index}",
+                scope.region, query.start, query.end
+            );
+            index += 1;
+            ctx.send(ctx.event(record, origin, Format::CloudTrail, logsource, batch.token()))
+                .await?;
+        }
+        match page.next_token {
+            Some(token) => query.next_token = Some(token),
+            None => break,
+        }
+    }
+    drop(batch);
+    if !pending.wait().await {
+        return Err(SourceError::NotAcknowledged);
+    }
+    ctx.set_checkpoint(&part, Covered { until: query.end })
+        .await?;
+    if let Some(newest) = newest {
+        ctx.lag(newest);
+    }
+    tracing::debug!(source = %ctx.name, region = %scope.region, events = index, "LookupEvents window read");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_events_are_read_in_us_east_1_only_when_it_is_not_read_anyway() {
+        let settings = |regions: &[&str], global| Settings {
+            regions: regions.iter().map(|r| (*r).to_owned()).collect(),
+            lookback: Duration::from_secs(900),
+            interval: Duration::from_secs(60),
+            global_events: global,
+        };
+        let s = scopes(&settings(&["eu-west-1"], true));
+        assert_eq!(s.len(), 4);
+        assert!(
+            s[1..]
+                .iter()
+                .all(|s| s.region == "us-east-1" && s.event_source.is_some())
+        );
+        assert_eq!(s[1].checkpoint_part(), "us-east-1:iam.amazonaws.com");
+        assert_eq!(
+            scopes(&settings(&["eu-west-1", "us-east-1"], true)).len(),
+            2
+        );
+        assert_eq!(scopes(&settings(&["eu-west-1"], false)).len(), 1);
+    }
+}

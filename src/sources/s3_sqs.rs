@@ -1,0 +1,349 @@
+//! `s3_sqs`: CloudTrail files in S3, announced on an SQS queue. This is how
+//! large accounts and AWS Organizations consume CloudTrail.
+//!
+//! A message announces one or more objects in any of the shapes AWS sends:
+//! an S3 event notification (`Records[].s3`), the same wrapped in an SNS
+//! notification, an EventBridge "Object Created" event, or CloudTrail's own
+//! file notification (`s3Bucket`, `s3ObjectKey`). `s3:TestEvent` messages
+//! and digest files are skipped. Each object is streamed and its records
+//! sent one at a time, so memory does not grow with the object's size. The
+//! message is deleted only once every record is committed.
+
+use serde_json::Value;
+use std::sync::Arc;
+use tokio_util::io::SyncIoBridge;
+
+use super::api::{Message, ObjectApi, QueueApi};
+use super::context::SourceContext;
+use super::queue::{self, Outcome, QueueSettings};
+use crate::detection::event::{Format, Reason};
+use crate::detection::sigma::document::LogSource;
+use crate::pipeline::{self, Batch};
+use crate::records::{Flow, read_records};
+
+/// One object a message announces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// Its Region, when the notification says.
+    pub region: Option<String>,
+    /// The bucket.
+    pub bucket: String,
+    /// The key, decoded.
+    pub key: String,
+}
+
+/// What a message announces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    /// Objects to read.
+    Objects(Vec<ObjectRef>),
+    /// S3's test message, sent when notifications are configured.
+    Test,
+}
+
+/// Reads a message body.
+pub fn parse(body: &str) -> Result<Notification, String> {
+    let value: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+    // An SNS notification carries the S3 (or CloudTrail) message as a string.
+    if value.get("Type").and_then(Value::as_str) == Some("Notification") {
+        let inner = value
+            .get("Message")
+            .and_then(Value::as_str)
+            .ok_or("SNS notification without a Message")?;
+        return parse(inner);
+    }
+    if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return Ok(Notification::Test);
+    }
+    if let Some(records) = value.get("Records").and_then(Value::as_array) {
+        let mut objects = Vec::new();
+        for record in records {
+            let s3 = record
+                .get("s3")
+                .ok_or("an S3 notification record without s3")?;
+            let bucket = s3
+                .pointer("/bucket/name")
+                .and_then(Value::as_str)
+                .ok_or("no bucket name")?;
+            let key = s3
+                .pointer("/object/key")
+                .and_then(Value::as_str)
+                .ok_or("no object key")?;
+            objects.push(ObjectRef {
+                region: record
+                    .get("awsRegion")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                bucket: bucket.to_owned(),
+                key: decode_key(key),
+            });
+        }
+        return Ok(Notification::Objects(objects));
+    }
+    if value.get("source").and_then(Value::as_str) == Some("aws.s3") {
+        let bucket = value
+            .pointer("/detail/bucket/name")
+            .and_then(Value::as_str)
+            .ok_or("no bucket name")?;
+        let key = value
+            .pointer("/detail/object/key")
+            .and_then(Value::as_str)
+            .ok_or("no object key")?;
+        return Ok(Notification::Objects(vec![ObjectRef {
+            region: value
+                .get("region")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        }]));
+    }
+    if let (Some(bucket), Some(keys)) = (
+        value.get("s3Bucket").and_then(Value::as_str),
+        value.get("s3ObjectKey").and_then(Value::as_array),
+    ) {
+        return Ok(Notification::Objects(
+            keys.iter()
+                .filter_map(Value::as_str)
+                .map(|key| ObjectRef {
+                    region: None,
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                })
+                .collect(),
+        ));
+    }
+    Err("not an S3, SNS, EventBridge or CloudTrail notification".to_owned())
+}
+
+/// S3 event notifications URL-encode keys, with `+` for spaces.
+fn decode_key(key: &str) -> String {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Why an object is not read, if it is not a CloudTrail log file.
+pub fn skip_reason(key: &str) -> Option<&'static str> {
+    if key.contains("/CloudTrail-Digest/") {
+        Some("digest")
+    } else if !(key.contains("/CloudTrail/") || key.contains("/CloudTrail-Insight/"))
+        || !(key.ends_with(".json.gz") || key.ends_with(".json"))
+    {
+        Some("not_cloudtrail_object")
+    } else {
+        None
+    }
+}
+
+/// How an `s3_sqs` source reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The queue.
+    pub queue: QueueSettings,
+    /// Region of buckets whose notifications do not say.
+    pub region: String,
+    /// The size limit of one record.
+    pub max_record_bytes: usize,
+}
+
+/// Receives until shutdown.
+pub async fn run<A: QueueApi + ObjectApi>(ctx: SourceContext, api: Arc<A>, settings: Settings) {
+    let logsource = Arc::new(LogSource::cloudtrail());
+    let objects = Arc::clone(&api);
+    let shared = Arc::new(settings.clone());
+    queue::run(ctx, api, settings.queue, move |ctx, message| {
+        let (objects, logsource, settings) = (
+            Arc::clone(&objects),
+            Arc::clone(&logsource),
+            Arc::clone(&shared),
+        );
+        async move { handle(&ctx, objects.as_ref(), &settings, &message, &logsource).await }
+    })
+    .await;
+}
+
+async fn handle<A: ObjectApi>(
+    ctx: &SourceContext,
+    api: &A,
+    settings: &Settings,
+    message: &Message,
+    logsource: &Arc<LogSource>,
+) -> Outcome {
+    let objects = match parse(&message.body) {
+        Ok(Notification::Test) => return Outcome::Skip("test_event"),
+        Ok(Notification::Objects(objects)) => objects,
+        Err(why) => return Outcome::SetAside(why),
+    };
+    let (batch, pending) = pipeline::batch();
+    let mut read = 0;
+    for object in &objects {
+        if let Some(reason) = skip_reason(&object.key) {
+            ctx.metrics
+                .skipped
+                .with_label_values(&[&ctx.name, reason])
+                .inc();
+            continue;
+        }
+        if let Err(why) = read_object(ctx, api, settings, object, &batch, logsource).await {
+            return Outcome::Retry(why);
+        }
+        read += 1;
+    }
+    drop(batch);
+    if read == 0 {
+        return Outcome::Skip("not_cloudtrail_object");
+    }
+    if pending.wait().await {
+        Outcome::Done
+    } else {
+        Outcome::Retry("detection did not commit every record".to_owned())
+    }
+}
+
+/// Streams one object's records into the pipeline.
+async fn read_object<A: ObjectApi>(
+    ctx: &SourceContext,
+    api: &A,
+    settings: &Settings,
+    object: &ObjectRef,
+    batch: &Batch,
+    logsource: &Arc<LogSource>,
+) -> Result<(), String> {
+    let region = object
+        .region
+        .clone()
+        .unwrap_or_else(|| settings.region.clone());
+    let (body, size) = api
+        .get_object(&region, &object.bucket, &object.key)
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = format!("s3://{}/{}", object.bucket, object.key);
+    tracing::debug!(source = %ctx.name, object = %url, size, "reading trail file");
+    let reader = SyncIoBridge::new(body);
+    let (ctx2, batch, logsource, max) = (
+        ctx.clone(),
+        batch.clone(),
+        Arc::clone(logsource),
+        settings.max_record_bytes,
+    );
+    let result = tokio::task::spawn_blocking(move || {
+        let mut failure = None;
+        read_records(reader, max, |record| {
+            let origin = format!("{url}#{}", record.position);
+            match record.text {
+                Ok(text) => {
+                    let event = ctx2.event(
+                        text.to_owned(),
+                        origin,
+                        Format::CloudTrail,
+                        &logsource,
+                        batch.token(),
+                    );
+                    if ctx2.blocking_send(event).is_err() {
+                        failure = Some("the pipeline has stopped".to_owned());
+                        return Flow::Stop;
+                    }
+                }
+                Err(rejection) if rejection.reason == Reason::Unreadable => {
+                    // Records before this one are sent; on a retry they are duplicates.
+                    failure = Some(format!("{origin}: {}", rejection.detail));
+                    return Flow::Stop;
+                }
+                Err(rejection) => ctx2.reject(rejection.reason, &origin, &rejection.detail),
+            }
+            if ctx2.stop.is_cancelled() {
+                failure = Some("stopping".to_owned());
+                return Flow::Stop;
+            }
+            Flow::Continue
+        });
+        failure
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    match result {
+        Some(why) => Err(why),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_notification_shape() {
+        let direct = r#"{"Records":[{"eventSource":"aws:s3","awsRegion":"eu-west-1","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"trail"},"object":{"key":"AWSLogs/o-abc123/111122223333/CloudTrail/eu-west-1/2026/11/01/f+one%3A.json.gz","size":10}}}]}"#;
+        let Notification::Objects(objects) = parse(direct).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            objects[0].key,
+            "AWSLogs/o-abc123/111122223333/CloudTrail/eu-west-1/2026/11/01/f one:.json.gz"
+        );
+        assert_eq!(objects[0].region.as_deref(), Some("eu-west-1"));
+        let sns = serde_json::json!({"Type": "Notification", "Message": direct}).to_string();
+        assert_eq!(parse(&sns).unwrap(), parse(direct).unwrap());
+        assert_eq!(
+            parse(r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"trail"}"#).unwrap(),
+            Notification::Test
+        );
+        let eventbridge = r#"{"source":"aws.s3","detail-type":"Object Created","region":"us-east-1","detail":{"bucket":{"name":"b"},"object":{"key":"k"}}}"#;
+        assert_eq!(
+            parse(eventbridge).unwrap(),
+            Notification::Objects(vec![ObjectRef {
+                region: Some("us-east-1".into()),
+                bucket: "b".into(),
+                key: "k".into()
+            }])
+        );
+        let cloudtrail = r#"{"s3Bucket":"b","s3ObjectKey":["AWSLogs/1/CloudTrail/x.json.gz","AWSLogs/1/CloudTrail/y.json.gz"]}"#;
+        let Notification::Objects(objects) = parse(cloudtrail).unwrap() else {
+            panic!()
+        };
+        assert_eq!(objects.len(), 2);
+        assert!(parse("{}").is_err() && parse("nope").is_err());
+    }
+
+    #[test]
+    fn digests_and_other_objects_are_skipped() {
+        assert_eq!(
+            skip_reason("AWSLogs/1/CloudTrail-Digest/us-east-1/2026/11/01/d.json.gz"),
+            Some("digest")
+        );
+        assert_eq!(
+            skip_reason("AWSLogs/1/Config/us-east-1/x.json.gz"),
+            Some("not_cloudtrail_object")
+        );
+        assert_eq!(
+            skip_reason("AWSLogs/1/CloudTrail/us-east-1/2026/11/01/f.json.gz"),
+            None
+        );
+        assert_eq!(
+            skip_reason("AWSLogs/o-1/2/CloudTrail/us-east-1/2026/11/01/f.json"),
+            None
+        );
+        assert_eq!(decode_key("a%2Fb%zz%"), "a/b%zz%");
+    }
+}
