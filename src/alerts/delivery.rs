@@ -4,6 +4,7 @@
 //! that fails is retried on the next round with a capped, jittered wait,
 //! and the sinks that already accepted the alert are not sent it again.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -27,6 +28,8 @@ const IDLE: Duration = Duration::from_secs(5);
 pub enum Sink {
     /// A log line per alert (at info, without the event itself).
     Log,
+    /// One JSON object per line, appended to a file (`-`: standard output).
+    JsonLines(PathBuf),
 }
 
 impl Sink {
@@ -34,11 +37,21 @@ impl Sink {
     pub fn name(&self) -> &str {
         match self {
             Sink::Log => "log",
+            Sink::JsonLines(_) => "file",
         }
     }
 
     async fn deliver(&self, alert: &Alert) -> Result<(), String> {
         match self {
+            Sink::JsonLines(path) => {
+                let mut line = alert.to_json_line();
+                line.push('\n');
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || append(&path, line.as_bytes()))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("cannot append to the alerts file: {e}"))
+            }
             Sink::Log => {
                 tracing::info!(
                     rule = %alert.rule.id,
@@ -55,6 +68,22 @@ impl Sink {
             }
         }
     }
+}
+
+/// Appends one line, flushed to the file before the alert leaves the outbox.
+fn append(path: &std::path::Path, line: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if path.as_os_str() == "-" {
+        let mut out = std::io::stdout().lock();
+        out.write_all(line)?;
+        return out.flush();
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(line)?;
+    file.sync_data()
 }
 
 /// The delivery task.

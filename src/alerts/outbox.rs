@@ -59,8 +59,10 @@ impl Keys {
 
 /// Stages `alert` in `txn`.
 pub fn stage(txn: &mut WriteTxn, key: &str, alert: &Alert, now_ms: i64) -> Result<(), StateError> {
+    let mut alert = alert.clone();
+    alert.id = Some(key.to_owned());
     let entry = Entry {
-        alert: alert.clone(),
+        alert,
         committed_ms: now_ms,
         attempts: 0,
         delivered_to: Vec::new(),

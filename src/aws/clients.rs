@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use aws_config::retry::RetryConfig;
 use aws_config::{Region, SdkConfig};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -71,9 +72,13 @@ impl Clients {
     }
 
     /// A CloudTrail client for `region`.
+    ///
+    /// It does not retry by itself: the caller retries through its rate
+    /// limiter, so that retries count against LookupEvents' limit too.
     pub fn cloudtrail(&self, region: &str) -> aws_sdk_cloudtrail::Client {
         let mut config = aws_sdk_cloudtrail::config::Builder::from(&self.sdk)
-            .region(Region::new(region.to_owned()));
+            .region(Region::new(region.to_owned()))
+            .retry_config(RetryConfig::disabled());
         if let Some(url) = self.endpoint("cloudtrail") {
             config = config.endpoint_url(url);
         }
@@ -81,9 +86,12 @@ impl Clients {
     }
 
     /// A CloudWatch Logs client for `region`.
+    ///
+    /// Like [`Clients::cloudtrail`], it retries only through the caller's limiter.
     pub fn logs(&self, region: &str) -> aws_sdk_cloudwatchlogs::Client {
         let mut config = aws_sdk_cloudwatchlogs::config::Builder::from(&self.sdk)
-            .region(Region::new(region.to_owned()));
+            .region(Region::new(region.to_owned()))
+            .retry_config(RetryConfig::disabled());
         if let Some(url) = self.endpoint("logs") {
             config = config.endpoint_url(url);
         }

@@ -183,6 +183,8 @@ pub struct RulesConfig {
 pub struct AlertsConfig {
     /// How long an alert's dedup key suppresses repeats.
     pub dedup_window: Duration,
+    /// Alerts appended as JSON lines to this file (`-`: standard output).
+    pub file: Option<PathBuf>,
     /// SNS topics alerts are published to.
     pub sns: Vec<SnsSinkConfig>,
 }

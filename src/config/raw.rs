@@ -108,6 +108,7 @@ pub(super) struct RawSource {
 #[serde(default)]
 pub(super) struct RawAlerts {
     pub dedup_window: Leaf,
+    pub file: Leaf,
     pub sns: Option<Vec<Value>>,
 }
 

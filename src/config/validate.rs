@@ -255,8 +255,15 @@ fn alerts(c: &mut Checker<'_>, raw: &RawConfig) -> Option<AlertsConfig> {
             _ => sns = None,
         }
     }
+    let file = c
+        .parsed(&k.key("file"), &r.file, formats::non_empty)
+        .map(PathBuf::from);
+    if r.file.is_some() && file.is_none() {
+        return None;
+    }
     Some(AlertsConfig {
         dedup_window: dedup_window?,
+        file,
         sns: sns?,
     })
 }

@@ -96,7 +96,7 @@ impl Daemon {
             pipeline::channel(config.pipeline.channel_capacity, metrics.pipeline.clone());
         let outbox = Arc::new(Notify::new());
         daemon.spawn_detection(&config, receiver, Arc::clone(&outbox));
-        daemon.spawn_delivery(outbox);
+        daemon.spawn_delivery(&config, outbox);
         daemon.start_sources(&config, events, &sdk);
         daemon.spawn_housekeeping();
         daemon.spawn_identity_check(sdk);
@@ -260,12 +260,16 @@ impl Daemon {
     }
 
     /// Delivers committed alerts to the sinks.
-    fn spawn_delivery(&self, notify: Arc<Notify>) {
+    fn spawn_delivery(&self, config: &Config, notify: Arc<Notify>) {
+        let mut sinks = vec![Sink::Log];
+        if let Some(path) = &config.alerts.file {
+            sinks.push(Sink::JsonLines(path.clone()));
+        }
         let delivery = Delivery {
             state: self.state.clone(),
             metrics: self.metrics.alerts.clone(),
             notify,
-            sinks: vec![Sink::Log],
+            sinks,
         };
         let stop = self.stop.clone();
         self.supervise("alert delivery", delivery.run(stop));

@@ -90,6 +90,10 @@ pub struct EventDigest {
 /// A detection: what was found, about whom, and the evidence.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Alert {
+    /// Unique per alert, set when it is committed to the outbox: a sink that
+    /// receives one id twice got a redelivery, not a second detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The rule that fired.
     pub rule: AlertRule,
     /// A match or a correlation.

@@ -544,6 +544,7 @@ fn match_alert(
         dedup_key(&rule.meta.id, &values)
     };
     Alert {
+        id: None,
         rule: alert_rule(&rule.meta),
         kind: AlertKind::Match,
         correlation: None,
@@ -579,6 +580,7 @@ fn correlation_alert(
     let parts: Vec<Option<&str>> = fire.group.iter().map(|g| Some(g.as_str())).collect();
     let last = fire.digests.last();
     Alert {
+        id: None,
         rule: alert_rule(&rule.meta),
         kind: AlertKind::Correlation,
         correlation: Some(CorrelationInfo {

@@ -7,11 +7,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use aws_sdk_cloudtrail::primitives::DateTime;
 use tokio::io::AsyncRead;
 
 use crate::aws::rate::RateLimits;
+use crate::aws::retry::Backoff;
 use crate::aws::{AwsError, Clients};
 
 /// LookupEvents: 2 requests per second per account and Region.
@@ -179,29 +181,58 @@ impl Aws {
     }
 }
 
-impl CloudTrailApi for Aws {
-    async fn lookup_events(
+/// Attempts of a rate-limited call before its error reaches the source.
+const LIMITED_ATTEMPTS: u32 = 4;
+
+impl Aws {
+    /// Runs a rate-limited call, retrying throttling and passing faults with
+    /// backoff. The SDK clients of these calls do not retry on their own:
+    /// every attempt here waits for its turn at the limiter, so retries
+    /// count against the limit too.
+    async fn limited<T, F, Fut>(
         &self,
+        operation: &'static str,
         region: &str,
-        query: &LookupQuery,
-    ) -> Result<LookupPage, AwsError> {
-        self.limits
-            .acquire("LookupEvents", region, LOOKUP_EVENTS_PER_SECOND)
-            .await;
+        per_second: u32,
+        mut call: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AwsError>>,
+    {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let mut attempt = 1;
+        loop {
+            self.limits.acquire(operation, region, per_second).await;
+            match call().await {
+                Err(err) if err.class.is_retriable() && attempt < LIMITED_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn lookup_once(&self, region: &str, query: &LookupQuery) -> Result<LookupPage, AwsError> {
         let client = self.clients.cloudtrail(region);
-        let attribute = query.event_source.as_ref().map(|source| {
-            aws_sdk_cloudtrail::types::LookupAttribute::builder()
-                .attribute_key(aws_sdk_cloudtrail::types::LookupAttributeKey::EventSource)
-                .attribute_value(source)
-                .build()
-        });
-        let attribute = attribute.transpose().map_err(|e| AwsError {
-            service: "cloudtrail",
-            operation: "LookupEvents",
-            code: "construction".to_owned(),
-            message: e.to_string(),
-            class: crate::aws::retry::ErrorClass::Permanent,
-        })?;
+        let attribute = query
+            .event_source
+            .as_ref()
+            .map(|source| {
+                aws_sdk_cloudtrail::types::LookupAttribute::builder()
+                    .attribute_key(aws_sdk_cloudtrail::types::LookupAttributeKey::EventSource)
+                    .attribute_value(source)
+                    .build()
+            })
+            .transpose()
+            .map_err(|e| AwsError {
+                service: "cloudtrail",
+                operation: "LookupEvents",
+                code: "construction".to_owned(),
+                message: e.to_string(),
+                class: crate::aws::retry::ErrorClass::Permanent,
+            })?;
         let request = client
             .lookup_events()
             .start_time(DateTime::from_secs(query.start))
@@ -229,16 +260,13 @@ impl CloudTrailApi for Aws {
                 .max(),
         })
     }
-}
 
-impl LogsApi for Aws {
-    async fn log_groups(
+    async fn groups_once(
         &self,
         region: &str,
         prefix: &str,
         next_token: Option<String>,
     ) -> Result<(Vec<String>, Option<String>), AwsError> {
-        self.limits.acquire("DescribeLogGroups", region, 5).await;
         let client = self.clients.logs(region);
         let request = client
             .describe_log_groups()
@@ -257,10 +285,7 @@ impl LogsApi for Aws {
         Ok((names, out.next_token().map(str::to_owned)))
     }
 
-    async fn filter_log_events(&self, region: &str, query: &LogQuery) -> Result<LogPage, AwsError> {
-        self.limits
-            .acquire("FilterLogEvents", region, FILTER_LOG_EVENTS_PER_SECOND)
-            .await;
+    async fn filter_once(&self, region: &str, query: &LogQuery) -> Result<LogPage, AwsError> {
         let client = self.clients.logs(region);
         let request = client
             .filter_log_events()
@@ -288,6 +313,43 @@ impl LogsApi for Aws {
                 .collect(),
             next_token: out.next_token().map(str::to_owned),
         })
+    }
+}
+
+impl CloudTrailApi for Aws {
+    async fn lookup_events(
+        &self,
+        region: &str,
+        query: &LookupQuery,
+    ) -> Result<LookupPage, AwsError> {
+        self.limited("LookupEvents", region, LOOKUP_EVENTS_PER_SECOND, || {
+            self.lookup_once(region, query)
+        })
+        .await
+    }
+}
+
+impl LogsApi for Aws {
+    async fn log_groups(
+        &self,
+        region: &str,
+        prefix: &str,
+        next_token: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), AwsError> {
+        self.limited("DescribeLogGroups", region, 5, || {
+            self.groups_once(region, prefix, next_token.clone())
+        })
+        .await
+    }
+
+    async fn filter_log_events(&self, region: &str, query: &LogQuery) -> Result<LogPage, AwsError> {
+        self.limited(
+            "FilterLogEvents",
+            region,
+            FILTER_LOG_EVENTS_PER_SECOND,
+            || self.filter_once(region, query),
+        )
+        .await
     }
 }
 

@@ -4,6 +4,8 @@
 // Each test crate uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod alerts;
+pub mod cloudtrail_server;
 pub mod http;
 pub mod moto;
 pub mod process;
