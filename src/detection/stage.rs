@@ -187,6 +187,7 @@ impl DetectionStage {
             }
             acks.push((event.source, event.ack));
         }
+        let processed = self.events.metrics().events_processed.clone();
         let now = SystemTime::now();
         let now_ms = millis(now);
         let seen = self.engine.take_seen();
@@ -211,7 +212,8 @@ impl DetectionStage {
                 Err(err) => return Err(CommitFailed(err)),
             }
         }
-        for (_, ack) in acks {
+        for (source, ack) in acks {
+            processed.with_label_values(&[&source]).inc();
             ack.done();
         }
         for alert in &alerts {

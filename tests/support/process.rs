@@ -89,6 +89,11 @@ impl DaemonProcess {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The temporary folder holding the config and state.
     pub fn dir(&self) -> &Path {
         self.dir.path()
