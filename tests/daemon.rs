@@ -110,6 +110,19 @@ fn the_example_configuration_pointed_at_moto_serves_and_names_what_is_not_ready(
     ))
     .unwrap();
     let endpoint = moto.endpoint();
+    // The daemon refuses to start without the topic it publishes to.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sns = aws_sdk_sns::Client::new(&moto.sdk_config().await);
+        sns.create_topic()
+            .name("cloudwarden-alerts")
+            .send()
+            .await
+            .unwrap();
+    });
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.redb").display().to_string();
     let mut daemon = DaemonProcess::start_in(

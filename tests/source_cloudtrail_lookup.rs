@@ -40,6 +40,8 @@ paths = ["{RULES}"]
 
 [alerts]
 file = "{{dir}}/alerts.jsonl"
+# Every alert delivered: these tests count what detection raised.
+dedup_window = "0s"
 
 [[sources]]
 kind = "cloudtrail_lookup"

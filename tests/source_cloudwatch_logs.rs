@@ -38,6 +38,8 @@ paths = ["{rules}"]
 
 [alerts]
 file = "{{dir}}/alerts.jsonl"
+# Every alert delivered: these tests count what detection raised.
+dedup_window = "0s"
 
 {source}
 "#,

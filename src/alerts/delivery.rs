@@ -1,90 +1,51 @@
 //! Delivering committed alerts from the outbox to the sinks, oldest first.
 //!
-//! An entry leaves the outbox only once every sink has accepted it; a sink
-//! that fails is retried on the next round with a capped, jittered wait,
-//! and the sinks that already accepted the alert are not sent it again.
+//! Each round reads the oldest entries, hands each sink the ones it routes
+//! and has not yet accepted (in batches, within its rate limit), and then
+//! commits in one transaction: entries every routing sink is done with
+//! leave the outbox, the others keep a record of which sinks took them, so
+//! a retry never sends an alert to a sink twice.
+//!
+//! A sink that fails is left alone for a capped, jittered wait while the
+//! others go on. An alert a sink refuses as such (SNS calls the message
+//! invalid) is retried a few times, then given up for that sink, logged
+//! with its id and counted; an error about the sink itself (access denied,
+//! missing topic) is retried until someone fixes it, never given up.
+//!
+//! A kill between a sink accepting an alert and the commit sends that alert
+//! again after the restart, with the same alert id; anything else is
+//! delivered once.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::outbox::{self, Entry};
+use super::rate::Allowance;
+use super::sinks::{Outcome, Sink};
 use crate::aws::retry::Backoff;
 use crate::detection::Alert;
 use crate::state::{StateError, StateStore};
 use crate::telemetry::metrics::AlertMetrics;
 
 /// Entries read from the outbox per round.
-const ROUND: usize = 100;
+const ROUND: usize = 500;
+
+/// Alerts handed to a sink per call.
+const SINK_BATCH: usize = 100;
+
+/// Refusals of one alert by one sink before it is given up for that sink.
+const REFUSALS: u32 = 3;
 
 /// How often the outbox is looked at when nothing wakes the task.
 const IDLE: Duration = Duration::from_secs(5);
 
-/// Where alerts go.
-#[derive(Debug, Clone)]
-pub enum Sink {
-    /// A log line per alert (at info, without the event itself).
-    Log,
-    /// One JSON object per line, appended to a file (`-`: standard output).
-    JsonLines(PathBuf),
-}
-
-impl Sink {
-    /// The sink's name in metrics and in an entry's delivery record.
-    pub fn name(&self) -> &str {
-        match self {
-            Sink::Log => "log",
-            Sink::JsonLines(_) => "file",
-        }
-    }
-
-    async fn deliver(&self, alert: &Alert) -> Result<(), String> {
-        match self {
-            Sink::JsonLines(path) => {
-                let mut line = alert.to_json_line();
-                line.push('\n');
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || append(&path, line.as_bytes()))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| format!("cannot append to the alerts file: {e}"))
-            }
-            Sink::Log => {
-                tracing::info!(
-                    rule = %alert.rule.id,
-                    title = %alert.rule.title,
-                    level = alert.rule.level.as_str(),
-                    principal = alert.principal.as_deref().unwrap_or("-"),
-                    account = alert.account.as_deref().unwrap_or("-"),
-                    region = alert.region.as_deref().unwrap_or("-"),
-                    event = alert.event_name.as_deref().unwrap_or("-"),
-                    event_time = alert.event_time.as_deref().unwrap_or("-"),
-                    "alert"
-                );
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Appends one line, flushed to the file before the alert leaves the outbox.
-fn append(path: &std::path::Path, line: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    if path.as_os_str() == "-" {
-        let mut out = std::io::stdout().lock();
-        out.write_all(line)?;
-        return out.flush();
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    file.write_all(line)?;
-    file.sync_data()
-}
+/// After shutdown begins, delivery goes on this long at most; what is left
+/// stays in the outbox for the next start.
+const FINAL_PASS: Duration = Duration::from_secs(3);
 
 /// The delivery task.
 pub struct Delivery {
@@ -92,119 +53,251 @@ pub struct Delivery {
     pub state: StateStore,
     /// Alert metrics.
     pub metrics: AlertMetrics,
-    /// Woken when detection commits alerts.
+    /// Woken when alerts are committed.
     pub notify: Arc<Notify>,
     /// The sinks.
-    pub sinks: Vec<Sink>,
+    pub sinks: Vec<Box<dyn Sink>>,
+}
+
+/// A sink's delivery state between rounds.
+struct SinkState {
+    allowance: Option<Allowance>,
+    backoff: Backoff,
+    retry_at: Option<Instant>,
+}
+
+/// What a round did.
+struct Round {
+    /// Something was delivered, given up or refused: go on at once.
+    progress: bool,
+    /// Otherwise, how long until a round may achieve something.
+    wait: Duration,
 }
 
 impl Delivery {
-    /// Delivers until `stop`, then makes one last pass over the outbox.
+    /// Delivers until `stop`, then makes a last, bounded pass over the outbox.
     pub async fn run(self, stop: CancellationToken) {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        let mut wait = Duration::ZERO;
+        let mut states = self.states();
         loop {
-            let stopping = tokio::select! {
-                () = stop.cancelled() => true,
-                () = self.notify.notified(), if wait.is_zero() => false,
-                () = tokio::time::sleep(if wait.is_zero() { IDLE } else { wait }) => false,
-            };
-            match self.drain().await {
-                Ok(true) => {
-                    backoff.reset();
-                    wait = Duration::ZERO;
-                }
-                Ok(false) => wait = backoff.next_delay(),
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot read the alert outbox");
-                    wait = backoff.next_delay();
-                }
+            let wait = self.drain(&mut states).await;
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = self.notify.notified() => {}
+                () = tokio::time::sleep(wait) => {}
             }
-            if stopping {
-                return;
+        }
+        let done = tokio::time::timeout(FINAL_PASS, self.drain(&mut states)).await;
+        if done.is_err() {
+            tracing::info!("alerts not yet delivered stay in the outbox for the next start");
+        }
+    }
+
+    fn states(&self) -> Vec<SinkState> {
+        self.sinks
+            .iter()
+            .map(|sink| SinkState {
+                allowance: sink.per_minute().map(Allowance::per_minute),
+                backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(120)),
+                retry_at: None,
+            })
+            .collect()
+    }
+
+    /// Runs rounds while they make progress; returns how long to wait then.
+    async fn drain(&self, states: &mut [SinkState]) -> Duration {
+        loop {
+            match self.round(states).await {
+                Ok(round) if round.progress => {}
+                Ok(round) => return round.wait,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read or update the alert outbox");
+                    return IDLE;
+                }
             }
         }
     }
 
-    /// Delivers what is pending; `Ok(false)` when some delivery failed.
-    async fn drain(&self) -> Result<bool, StateError> {
-        let mut clean = true;
-        loop {
-            let state = self.state.clone();
-            let pending = tokio::task::spawn_blocking(move || outbox::pending(&state, ROUND))
-                .await
-                .map_err(|e| StateError::Io {
-                    path: self.state.path().to_owned(),
-                    source: std::io::Error::other(e.to_string()),
-                })??;
-            self.update_gauges(&pending);
-            if pending.is_empty() {
-                return Ok(clean);
+    async fn round(&self, states: &mut [SinkState]) -> Result<Round, StateError> {
+        let mut entries = self
+            .blocking(|state| outbox::pending(&state, ROUND))
+            .await?;
+        let read = entries.len();
+        let complete = read < ROUND;
+        self.update_oldest(&entries);
+        if entries.is_empty() {
+            self.metrics.outbox_depth.set(0);
+            return Ok(Round {
+                progress: false,
+                wait: IDLE,
+            });
+        }
+        let mut changed = vec![false; entries.len()];
+        let mut progress = false;
+        let mut wait = IDLE;
+        for (sink, state) in self.sinks.iter().zip(states.iter_mut()) {
+            let now = Instant::now();
+            if let Some(at) = state.retry_at.filter(|at| *at > now) {
+                wait = wait.min(at - now);
+                continue;
             }
-            let mut done = Vec::new();
-            let mut retry: Vec<(String, Entry)> = Vec::new();
-            for (key, mut entry) in pending {
-                let mut failed = false;
-                for sink in &self.sinks {
-                    if entry.delivered_to.iter().any(|s| s == sink.name()) {
-                        continue;
-                    }
-                    match sink.deliver(&entry.alert).await {
-                        Ok(()) => {
-                            self.metrics
-                                .delivered
-                                .with_label_values(&[sink.name()])
-                                .inc();
-                            entry.delivered_to.push(sink.name().to_owned());
-                        }
-                        Err(err) => {
-                            self.metrics.failed.with_label_values(&[sink.name()]).inc();
-                            tracing::warn!(sink = sink.name(), rule = %entry.alert.rule.id, error = %err, "alert delivery failed; it stays in the outbox");
-                            failed = true;
-                        }
+            let mut todo: Vec<usize> = (0..entries.len())
+                .filter(|&i| {
+                    let entry = &entries[i].1;
+                    sink.route().accepts(&entry.alert) && !entry.done_for(sink.name())
+                })
+                .collect();
+            if todo.is_empty() {
+                continue;
+            }
+            if let Some(allowance) = state.allowance.as_mut() {
+                let granted = allowance.take(todo.len());
+                if granted < todo.len() {
+                    let waiting = todo.len() - granted;
+                    self.metrics
+                        .rate_limited
+                        .with_label_values(&[sink.name()])
+                        .inc_by(waiting as u64);
+                    wait = wait.min(allowance.until_next().max(Duration::from_millis(100)));
+                    todo.truncate(granted);
+                }
+            }
+            let mut sent = 0;
+            for chunk in todo.chunks(SINK_BATCH) {
+                let alerts: Vec<&Alert> = chunk.iter().map(|&i| &entries[i].1.alert).collect();
+                let outcomes = sink.deliver(&alerts).await;
+                sent += chunk.len();
+                let mut failure = None;
+                for (n, &i) in chunk.iter().enumerate() {
+                    // A sink answering for fewer alerts than it was given failed the rest.
+                    let outcome = outcomes.get(n).cloned().unwrap_or_else(|| {
+                        Err(super::sinks::SinkError {
+                            message: "the sink did not answer for this alert".to_owned(),
+                            class: crate::aws::retry::ErrorClass::Transient,
+                            refused: false,
+                        })
+                    });
+                    changed[i] = true;
+                    let (key, entry) = &mut entries[i];
+                    match self.settle(sink.as_ref(), key, entry, outcome) {
+                        Settled::Progress => progress = true,
+                        Settled::Failed(message) => failure = Some(message),
                     }
                 }
-                if failed {
-                    entry.attempts += 1;
-                    retry.push((key, entry));
-                } else {
-                    done.push(key);
+                if let Some(message) = failure {
+                    let delay = state.backoff.next_delay();
+                    state.retry_at = Some(Instant::now() + delay);
+                    wait = wait.min(delay);
+                    if let Some(allowance) = state.allowance.as_mut() {
+                        allowance.give_back(todo.len() - sent);
+                    }
+                    tracing::warn!(
+                        sink = sink.name(),
+                        error = %message,
+                        retry_in = %humantime::format_duration(Duration::from_millis(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))),
+                        "alert delivery failed; the alerts stay in the outbox"
+                    );
+                    break;
                 }
+                state.backoff.reset();
+                state.retry_at = None;
             }
-            let progress = !done.is_empty();
-            let state = self.state.clone();
-            let retry_len = retry.len();
-            tokio::task::spawn_blocking(move || {
+        }
+        let sinks = &self.sinks;
+        let is_done = |entry: &Entry| {
+            sinks
+                .iter()
+                .all(|s| !s.route().accepts(&entry.alert) || entry.done_for(s.name()))
+        };
+        let mut done = Vec::new();
+        let mut kept = Vec::new();
+        for ((key, entry), changed) in entries.into_iter().zip(changed) {
+            if is_done(&entry) {
+                done.push(key);
+            } else if changed {
+                kept.push((key, entry));
+            }
+        }
+        let removed = done.len();
+        let remaining = self
+            .blocking(move |state| {
                 state.write(|txn| {
                     for key in &done {
                         txn.remove_record(outbox::NAMESPACE, key)?;
                     }
-                    for (key, entry) in &retry {
+                    for (key, entry) in &kept {
                         txn.put_record(outbox::NAMESPACE, key, entry, None)?;
                     }
                     Ok(())
-                })
+                })?;
+                // Counting scans the outbox: only when this round did not read all of it.
+                if complete {
+                    Ok(read - removed)
+                } else {
+                    state.count(outbox::NAMESPACE)
+                }
             })
-            .await
-            .map_err(|e| StateError::Io {
-                path: self.state.path().to_owned(),
-                source: std::io::Error::other(e.to_string()),
-            })??;
-            if retry_len > 0 {
-                clean = false;
+            .await?;
+        self.metrics
+            .outbox_depth
+            .set(i64::try_from(remaining).unwrap_or(i64::MAX));
+        Ok(Round { progress, wait })
+    }
+
+    /// Records `outcome` of `sink` for the entry under `key`.
+    fn settle(&self, sink: &dyn Sink, key: &str, entry: &mut Entry, outcome: Outcome) -> Settled {
+        let name = sink.name();
+        let refusals = entry.refusals.iter().position(|(s, _)| s == name);
+        match outcome {
+            Ok(()) => {
+                self.metrics.delivered.with_label_values(&[name]).inc();
+                entry.delivered_to.push(name.to_owned());
+                if let Some(i) = refusals {
+                    entry.refusals.remove(i);
+                }
+                Settled::Progress
             }
-            // Stop when a round made no progress: what failed waits for the backoff.
-            if !progress {
-                return Ok(clean);
+            Err(err) if err.refused => {
+                self.metrics.failed.with_label_values(&[name]).inc();
+                let count = match refusals {
+                    Some(i) => {
+                        entry.refusals[i].1 += 1;
+                        entry.refusals[i].1
+                    }
+                    None => {
+                        entry.refusals.push((name.to_owned(), 1));
+                        1
+                    }
+                };
+                if count >= REFUSALS {
+                    entry.given_up.push(name.to_owned());
+                    self.metrics.undeliverable.with_label_values(&[name]).inc();
+                    tracing::error!(sink = name, alert = key, rule = %entry.alert.rule.id, error = %err, "the sink refused this alert {REFUSALS} times; it is given up for this sink");
+                }
+                Settled::Progress
+            }
+            Err(err) => {
+                self.metrics.failed.with_label_values(&[name]).inc();
+                entry.attempts += 1;
+                Settled::Failed(err.to_string())
             }
         }
     }
 
-    fn update_gauges(&self, pending: &[(String, Entry)]) {
-        let count = self.state.count(outbox::NAMESPACE).unwrap_or(pending.len());
-        self.metrics
-            .outbox_depth
-            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    /// Runs `work` on the state store off the async workers.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(StateStore) -> Result<T, StateError> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || work(state))
+            .await
+            .map_err(|e| StateError::Io {
+                path: self.state.path().to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+    }
+
+    fn update_oldest(&self, pending: &[(String, Entry)]) {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -213,4 +306,13 @@ impl Delivery {
             .map_or(0, |(_, e)| (now - e.committed_ms).max(0) / 1000);
         self.metrics.outbox_oldest_seconds.set(oldest);
     }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// What one outcome meant for the round.
+enum Settled {
+    Progress,
+    Failed(String),
 }

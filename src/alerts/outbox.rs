@@ -30,6 +30,20 @@ pub struct Entry {
     /// after a partial failure does not send it to them twice.
     #[serde(default)]
     pub delivered_to: Vec<String>,
+    /// Sinks that refused it for good; it is logged and counted for each,
+    /// and leaves the outbox once no sink is left to try.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub given_up: Vec<String>,
+    /// Consecutive permanent refusals by sink, reset by any other outcome.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<(String, u32)>,
+}
+
+impl Entry {
+    /// Whether `sink` is done with it: accepted, or given up on.
+    pub fn done_for(&self, sink: &str) -> bool {
+        self.delivered_to.iter().any(|s| s == sink) || self.given_up.iter().any(|s| s == sink)
+    }
 }
 
 /// Makes outbox keys: commit time, then a process-wide counter, then a
@@ -66,6 +80,8 @@ pub fn stage(txn: &mut WriteTxn, key: &str, alert: &Alert, now_ms: i64) -> Resul
         committed_ms: now_ms,
         attempts: 0,
         delivered_to: Vec::new(),
+        given_up: Vec::new(),
+        refusals: Vec::new(),
     };
     txn.put_record(NAMESPACE, key, &entry, None)
 }

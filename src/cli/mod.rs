@@ -44,6 +44,11 @@ enum Command {
         /// Also fail (exit 78) when any rule fails to load.
         #[arg(long)]
         strict: bool,
+        /// Also ask AWS whether each SNS topic exists and may be used with
+        /// these credentials (GetTopicAttributes); a missing or forbidden
+        /// topic exits 78.
+        #[arg(long)]
+        online: bool,
     },
     /// List or test detection rules.
     #[command(subcommand)]
@@ -144,7 +149,11 @@ pub fn main() -> ExitCode {
             println!("cloudwarden {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Validate { config, strict } => validate(&config.location(), strict),
+        Command::Validate {
+            config,
+            strict,
+            online,
+        } => validate(&config.location(), strict, online),
         Command::Run(args) => match load(&args.location()) {
             Ok(config) => run(config),
             Err(code) => code,
@@ -192,7 +201,7 @@ fn load(location: &ConfigLocation) -> Result<Config, ExitCode> {
     })
 }
 
-fn validate(location: &ConfigLocation, strict: bool) -> ExitCode {
+fn validate(location: &ConfigLocation, strict: bool, online: bool) -> ExitCode {
     let config = match load(location) {
         Ok(config) => config,
         Err(code) => return code,
@@ -222,7 +231,53 @@ fn validate(location: &ConfigLocation, strict: bool) -> ExitCode {
         );
         return ExitCode::from(EXIT_CONFIG);
     }
+    if online {
+        return check_online(&config);
+    }
     ExitCode::SUCCESS
+}
+
+/// `validate --online`: the SNS topics, asked of AWS.
+fn check_online(config: &Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cloudwarden: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let sdk = match crate::aws::sdk_config(&config.aws).await {
+            Ok(sdk) => sdk,
+            Err(err) => {
+                eprintln!("cloudwarden: {err}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        let metrics = match crate::telemetry::Metrics::new() {
+            Ok(metrics) => metrics,
+            Err(err) => {
+                eprintln!("cloudwarden: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let clients = crate::aws::Clients::new(sdk, config.aws.endpoints.clone(), metrics.aws);
+        let sns = crate::alerts::sinks::sns_api::SnsClient::new(clients);
+        let problems = crate::alerts::topics::check(&sns, &config.alerts.sns).await;
+        for problem in &problems {
+            let severity = if problem.fatal { "error" } else { "warning" };
+            eprintln!("cloudwarden: {severity}: SNS topic {problem}");
+        }
+        let fatal = problems.iter().filter(|p| p.fatal).count();
+        if fatal > 0 {
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        println!("SNS topics checked: {} usable", config.alerts.sns.len());
+        ExitCode::SUCCESS
+    })
 }
 
 fn run(config: Config) -> ExitCode {

@@ -8,6 +8,7 @@
 //! file, key and line it came from. Nothing starts until the whole
 //! configuration is valid.
 
+mod alerts;
 mod checker;
 mod field_names;
 mod file;
@@ -181,12 +182,30 @@ pub struct RulesConfig {
 /// `[alerts]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertsConfig {
-    /// How long an alert's dedup key suppresses repeats.
+    /// How long an alert's dedup key holds back repeats.
     pub dedup_window: Duration,
+    /// Whether the repeats held back in a window are sent as one summary
+    /// with their count when the window closes.
+    pub aggregate: bool,
+    /// Open dedup windows kept at most; past it the oldest closes early.
+    pub max_windows: usize,
     /// Alerts appended as JSON lines to this file (`-`: standard output).
     pub file: Option<PathBuf>,
     /// SNS topics alerts are published to.
     pub sns: Vec<SnsSinkConfig>,
+    /// Alerts that are not raised at all, and why.
+    pub suppress: Vec<SuppressionConfig>,
+}
+
+/// How an SNS topic's messages are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageFormat {
+    /// Per-protocol bodies (`MessageStructure=json`): short text by
+    /// default, a readable email, the alert's JSON for sqs, lambda and https.
+    Standard,
+    /// The custom-notification format AWS Chatbot (Amazon Q Developer in
+    /// chat applications) renders in Slack, Teams and Chime.
+    Chatbot,
 }
 
 /// One `[[alerts.sns]]` topic.
@@ -196,6 +215,35 @@ pub struct SnsSinkConfig {
     pub topic_arn: String,
     /// Alerts below this level are not published to this topic.
     pub min_level: Level,
+    /// Only alerts of these rule ids (all when empty).
+    pub rules: Vec<String>,
+    /// Only alerts whose rule has one of these tags, or a tag under one of
+    /// them (`attack.persistence`, or `attack` for every ATT&CK tag); all when empty.
+    pub tags: Vec<String>,
+    /// How messages are written.
+    pub format: MessageFormat,
+    /// Messages published per minute at most; the rest wait their turn in the outbox.
+    pub max_per_minute: u32,
+}
+
+/// One `[[alerts.suppress]]` entry: alerts matching every criterion it sets
+/// are dropped (and counted) until it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuppressionConfig {
+    /// Why; shown in the metric and the log.
+    pub reason: String,
+    /// A rule id.
+    pub rule: Option<String>,
+    /// A principal ARN pattern (`*` and `?` wildcards).
+    pub principal: Option<String>,
+    /// A source IP address or CIDR range.
+    pub source_ip: Option<ipnet::IpNet>,
+    /// An AWS account id.
+    pub account: Option<String>,
+    /// A user agent pattern (`*` and `?` wildcards).
+    pub user_agent: Option<String>,
+    /// When it stops applying.
+    pub expires: Option<jiff::Timestamp>,
 }
 
 /// `[alarms]`.

@@ -108,8 +108,11 @@ pub(super) struct RawSource {
 #[serde(default)]
 pub(super) struct RawAlerts {
     pub dedup_window: Leaf,
+    pub aggregate: Leaf,
+    pub max_windows: Leaf,
     pub file: Leaf,
     pub sns: Option<Vec<Value>>,
+    pub suppress: Option<Vec<Value>>,
 }
 
 /// One `[[alerts.sns]]` entry.
@@ -118,6 +121,23 @@ pub(super) struct RawAlerts {
 pub(super) struct RawSnsSink {
     pub topic_arn: Leaf,
     pub min_level: Leaf,
+    pub rules: Leaf,
+    pub tags: Leaf,
+    pub format: Leaf,
+    pub max_per_minute: Leaf,
+}
+
+/// One `[[alerts.suppress]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawSuppression {
+    pub reason: Leaf,
+    pub rule: Leaf,
+    pub principal: Leaf,
+    pub source_ip: Leaf,
+    pub account: Leaf,
+    pub user_agent: Leaf,
+    pub expires: Leaf,
 }
 
 /// `[alarms]`: reconciled CloudWatch alarms.

@@ -13,14 +13,13 @@ use super::checker::Checker;
 use super::formats;
 use super::key_path::KeyPath;
 use super::raw::{
-    Leaf, RawAlarms, RawAlerts, RawAws, RawCis, RawConfig, RawDaemon, RawDetection, RawLog,
-    RawMetrics, RawPipeline, RawRules, RawSnsSink, RawState,
+    Leaf, RawAlarms, RawAws, RawCis, RawConfig, RawDaemon, RawDetection, RawLog, RawMetrics,
+    RawPipeline, RawRules, RawState,
 };
 use super::{
-    AlarmsConfig, AlertsConfig, AwsConfig, CisConfig, Config, DaemonConfig, DetectionConfig,
-    LogConfig, LogFormat, MetricsConfig, PipelineConfig, RulesConfig, SnsSinkConfig, StateConfig,
+    AlarmsConfig, AwsConfig, CisConfig, Config, DaemonConfig, DetectionConfig, LogConfig,
+    LogFormat, MetricsConfig, PipelineConfig, RulesConfig, StateConfig,
 };
-use crate::detection::Level;
 
 const SECOND: Duration = Duration::from_secs(1);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -50,8 +49,11 @@ pub(super) fn config(figment: &Figment, c: &mut Checker<'_>) -> Option<Config> {
     let detection = detection(c, &raw);
     let rules = rules(c, &raw);
     let sources = super::sources::sources(c, raw.sources.as_ref());
-    let alerts = alerts(c, &raw);
+    let alerts = super::alerts::alerts(c, raw.alerts.as_ref());
     let alarms = alarms(c, &raw);
+    if let (Some(sources), Some(pipeline)) = (&sources, &pipeline) {
+        lookbacks_within_dedup(c, sources, pipeline);
+    }
     Some(Config {
         aws: aws?,
         state: state?,
@@ -65,6 +67,33 @@ pub(super) fn config(figment: &Figment, c: &mut Checker<'_>) -> Option<Config> {
         alerts: alerts?,
         alarms: alarms?,
     })
+}
+
+/// Sources re-read their lookback on every poll and rely on eventID dedup
+/// to drop what they read before: a lookback longer than the dedup window
+/// would process events twice.
+fn lookbacks_within_dedup(
+    c: &mut Checker<'_>,
+    sources: &[super::SourceConfig],
+    pipeline: &PipelineConfig,
+) {
+    for (i, source) in sources.iter().enumerate() {
+        let lookback = match &source.kind {
+            super::SourceKind::CloudTrailLookup { lookback, .. }
+            | super::SourceKind::CloudWatchLogs { lookback, .. } => *lookback,
+            _ => continue,
+        };
+        if lookback > pipeline.dedup_window {
+            c.report(
+                &KeyPath::root("sources").index(i).key("lookback"),
+                format!(
+                    "{} is longer than pipeline.dedup_window ({}): events read again in the overlap would be processed twice; raise pipeline.dedup_window or shorten the lookback",
+                    humantime::format_duration(lookback),
+                    humantime::format_duration(pipeline.dedup_window)
+                ),
+            );
+        }
+    }
 }
 
 fn aws(c: &mut Checker<'_>, raw: &RawConfig) -> Option<AwsConfig> {
@@ -230,41 +259,6 @@ fn rules(c: &mut Checker<'_>, raw: &RawConfig) -> Option<RulesConfig> {
             .collect(),
         disabled: disabled.unwrap_or_default(),
         placeholders: placeholders.unwrap_or_default(),
-    })
-}
-
-fn alerts(c: &mut Checker<'_>, raw: &RawConfig) -> Option<AlertsConfig> {
-    let k = KeyPath::root("alerts");
-    let r: RawAlerts = c.section(&k, raw.alerts.as_ref());
-    let key = k.key("dedup_window");
-    let dedup_window = c.duration(&key, &r.dedup_window, SECOND, 30 * DAY);
-    let dedup_window = c.required(&key, dedup_window, &r.dedup_window);
-    let mut sns = Some(Vec::new());
-    for (i, entry) in r.sns.iter().flatten().enumerate() {
-        let ek = k.key("sns").index(i);
-        let e: RawSnsSink = c.section(&ek, Some(entry));
-        let topic_arn = c.parsed(&ek.key("topic_arn"), &e.topic_arn, formats::topic_arn);
-        let topic_arn = c.required(&ek.key("topic_arn"), topic_arn, &e.topic_arn);
-        let min_level = c.parsed(&ek.key("min_level"), &e.min_level, |t| t.parse::<Level>());
-        let failed = topic_arn.is_none() || (e.min_level.is_some() && min_level.is_none());
-        match (sns.as_mut(), topic_arn) {
-            (Some(list), Some(topic_arn)) if !failed => list.push(SnsSinkConfig {
-                topic_arn,
-                min_level: min_level.unwrap_or(Level::Medium),
-            }),
-            _ => sns = None,
-        }
-    }
-    let file = c
-        .parsed(&k.key("file"), &r.file, formats::non_empty)
-        .map(PathBuf::from);
-    if r.file.is_some() && file.is_none() {
-        return None;
-    }
-    Some(AlertsConfig {
-        dedup_window: dedup_window?,
-        file,
-        sns: sns?,
     })
 }
 

@@ -35,6 +35,12 @@ pub enum DaemonError {
         /// What happened to it.
         detail: String,
     },
+    /// An SNS topic does not exist or may not be used.
+    #[error("alert topics cannot be used: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Topics {
+        /// What is wrong with each.
+        problems: Vec<crate::alerts::topics::TopicProblem>,
+    },
     /// Shutdown took longer than `daemon.shutdown_grace`.
     #[error(
         "shutdown did not finish within daemon.shutdown_grace ({}); still running: {}",
@@ -53,7 +59,9 @@ impl DaemonError {
     /// 78 (EX_CONFIG) when the configuration must change, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            DaemonError::Aws(AwsSetupError::NoRegion) => crate::EXIT_CONFIG,
+            DaemonError::Aws(AwsSetupError::NoRegion) | DaemonError::Topics { .. } => {
+                crate::EXIT_CONFIG
+            }
             _ => 1,
         }
     }

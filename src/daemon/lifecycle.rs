@@ -16,8 +16,11 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::alerts::delivery::{Delivery, Sink};
+use crate::alerts::delivery::Delivery;
+use crate::alerts::noise::NoiseControl;
 use crate::alerts::outbox;
+use crate::alerts::sinks::sns_api::SnsClient;
+use crate::alerts::sinks::{FileSink, LogSink, Sink, SnsSink};
 use crate::aws::Clients;
 use crate::aws::rate::RateLimits;
 use crate::detection::Engine;
@@ -73,6 +76,14 @@ impl Daemon {
         status.ready("state");
         tracing::info!(path = %state.path().display(), "state store open");
 
+        let clients = Clients::new(
+            sdk.clone(),
+            config.aws.endpoints.clone(),
+            metrics.aws.clone(),
+        );
+        let sns = Arc::new(SnsClient::new(clients.clone()));
+        check_topics(&sns, &config).await?;
+
         let listener = admin::bind(config.metrics.listen).await?;
         let admin_addr = listener.local_addr().map_err(DaemonError::Admin)?;
 
@@ -95,9 +106,23 @@ impl Daemon {
         let (events, receiver) =
             pipeline::channel(config.pipeline.channel_capacity, metrics.pipeline.clone());
         let outbox = Arc::new(Notify::new());
-        daemon.spawn_detection(&config, receiver, Arc::clone(&outbox));
-        daemon.spawn_delivery(&config, outbox);
-        daemon.start_sources(&config, events, &sdk);
+        let keys = Arc::new(outbox::Keys::default());
+        let noise = Arc::new(NoiseControl::new(&config.alerts, metrics.alerts.clone()));
+        log_suppressions(&noise);
+        let detection_done = CancellationToken::new();
+        daemon.spawn_detection(
+            &config,
+            receiver,
+            Pipeline {
+                outbox: Arc::clone(&outbox),
+                keys: Arc::clone(&keys),
+                noise: Arc::clone(&noise),
+                done: detection_done.clone(),
+            },
+        );
+        daemon.spawn_window_sweeper(noise, keys, Arc::clone(&outbox));
+        daemon.spawn_delivery(&config, outbox, sns, detection_done);
+        daemon.start_sources(&config, events, clients);
         daemon.spawn_housekeeping();
         daemon.spawn_identity_check(sdk);
         tracing::info!(address = %admin_addr, "serving metrics, health and readiness");
@@ -195,7 +220,7 @@ impl Daemon {
 
     /// Loads the rules and runs detection on a thread of its own: the engine
     /// is CPU work, kept off the async workers.
-    fn spawn_detection(&self, config: &Config, receiver: EventReceiver, outbox: Arc<Notify>) {
+    fn spawn_detection(&self, config: &Config, receiver: EventReceiver, pipeline: Pipeline) {
         let (rules, problems) = crate::rules::load(&config.rules, &[]);
         for problem in &problems {
             tracing::warn!(path = %problem.path.display(), problem = %problem.message, "rule file not loaded");
@@ -229,13 +254,17 @@ impl Daemon {
         let ctx = StageContext {
             state: self.state.clone(),
             metrics: detection.clone(),
-            outbox,
-            keys: Arc::new(outbox::Keys::default()),
+            outbox: pipeline.outbox,
+            keys: pipeline.keys,
+            noise: pipeline.noise,
             dedup_window: config.pipeline.dedup_window,
             correlation_retention: retention,
         };
         let mut stage = DetectionStage::new(receiver, engine, ctx);
+        let done = pipeline.done;
         self.supervise("detection", async move {
+            // Delivery makes its last pass once detection committed its last batch.
+            let _done = done.drop_guard();
             let run = tokio::task::spawn_blocking(move || {
                 let restored = stage.restore().map_err(|e| e.to_string())?;
                 tracing::info!(
@@ -259,11 +288,20 @@ impl Daemon {
         });
     }
 
-    /// Delivers committed alerts to the sinks.
-    fn spawn_delivery(&self, config: &Config, notify: Arc<Notify>) {
-        let mut sinks = vec![Sink::Log];
+    /// Delivers committed alerts to the sinks until detection has drained.
+    fn spawn_delivery(
+        &self,
+        config: &Config,
+        notify: Arc<Notify>,
+        sns: Arc<SnsClient>,
+        detection_done: CancellationToken,
+    ) {
+        let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(LogSink::default())];
         if let Some(path) = &config.alerts.file {
-            sinks.push(Sink::JsonLines(path.clone()));
+            sinks.push(Box::new(FileSink::new(path.clone())));
+        }
+        for topic in &config.alerts.sns {
+            sinks.push(Box::new(SnsSink::new(Arc::clone(&sns), topic.clone())));
         }
         let delivery = Delivery {
             state: self.state.clone(),
@@ -271,18 +309,48 @@ impl Daemon {
             notify,
             sinks,
         };
-        let stop = self.stop.clone();
-        self.supervise("alert delivery", delivery.run(stop));
+        self.supervise("alert delivery", delivery.run(detection_done));
+    }
+
+    /// Closes dedup windows when their time comes, staging their summaries.
+    fn spawn_window_sweeper(
+        &self,
+        noise: Arc<NoiseControl>,
+        keys: Arc<outbox::Keys>,
+        outbox: Arc<Notify>,
+    ) {
+        let (state, stop) = (self.state.clone(), self.stop.clone());
+        self.supervise("alert windows", async move {
+            let mut ticker = tokio::time::interval(noise.tick());
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                let (state, noise, keys) = (state.clone(), Arc::clone(&noise), Arc::clone(&keys));
+                let swept = tokio::task::spawn_blocking(move || {
+                    let closed =
+                        state.write(|txn| noise.close_due(txn, SystemTime::now(), &keys))?;
+                    noise.count_closed(&closed);
+                    Ok::<_, crate::state::StateError>(closed)
+                })
+                .await;
+                match swept {
+                    Ok(Ok(closed)) if !closed.summaries.is_empty() => outbox.notify_one(),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => {
+                        tracing::warn!(error = %err, "cannot close alert dedup windows")
+                    }
+                    Err(err) => tracing::warn!(error = %err, "alert window task failed"),
+                }
+            }
+        });
     }
 
     /// Starts every configured source. The sender for the pipeline stays
     /// alive until shutdown, so detection runs even with no source.
-    fn start_sources(&self, config: &Config, events: EventSender, sdk: &SdkConfig) {
-        let clients = Clients::new(
-            sdk.clone(),
-            config.aws.endpoints.clone(),
-            self.metrics.aws.clone(),
-        );
+    fn start_sources(&self, config: &Config, events: EventSender, clients: Clients) {
         let limits = RateLimits::new(self.metrics.sources.rate_limited.clone());
         let api = Arc::new(Aws::new(clients, limits));
         let shared = Arc::new(config.clone());
@@ -348,6 +416,63 @@ impl Daemon {
                 },
             }
         });
+    }
+}
+
+/// What detection shares with the alert path.
+struct Pipeline {
+    outbox: Arc<Notify>,
+    keys: Arc<outbox::Keys>,
+    noise: Arc<NoiseControl>,
+    /// Cancelled when detection has stopped.
+    done: CancellationToken,
+}
+
+/// How long the start-up topic check may take before it is left to delivery.
+const TOPIC_CHECK_LIMIT: Duration = Duration::from_secs(15);
+
+/// Refuses to start with a topic that is missing or may not be used; warns
+/// about what cannot be checked now.
+async fn check_topics(sns: &SnsClient, config: &Config) -> Result<(), DaemonError> {
+    if config.alerts.sns.is_empty() {
+        return Ok(());
+    }
+    let problems = match tokio::time::timeout(
+        TOPIC_CHECK_LIMIT,
+        crate::alerts::topics::check(sns, &config.alerts.sns),
+    )
+    .await
+    {
+        Ok(problems) => problems,
+        Err(_) => {
+            tracing::warn!("SNS did not answer the topic check in time; delivery will keep trying");
+            return Ok(());
+        }
+    };
+    for problem in problems.iter().filter(|p| !p.fatal) {
+        tracing::warn!(topic = %problem.topic, problem = %problem.message, "alert topic");
+    }
+    let fatal: Vec<_> = problems.into_iter().filter(|p| p.fatal).collect();
+    if fatal.is_empty() {
+        for topic in &config.alerts.sns {
+            tracing::info!(topic = %topic.topic_arn, min_level = topic.min_level.as_str(), "alert topic checked");
+        }
+        Ok(())
+    } else {
+        Err(DaemonError::Topics { problems: fatal })
+    }
+}
+
+/// Says which suppressions apply, and which have expired and should go.
+fn log_suppressions(noise: &NoiseControl) {
+    let now = jiff::Timestamp::now();
+    for s in noise.suppressions() {
+        let c = s.config();
+        if s.expired(now) {
+            tracing::warn!(reason = %c.reason, "a suppression has expired and no longer applies; remove it from alerts.suppress");
+        } else {
+            tracing::info!(reason = %c.reason, expires = c.expires.map(|t| t.to_string()).unwrap_or_else(|| "never".to_owned()), "suppression active");
+        }
     }
 }
 

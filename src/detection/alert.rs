@@ -45,6 +45,32 @@ pub enum AlertKind {
     Match,
     /// A correlation rule's condition held over several events.
     Correlation,
+    /// The repeats of one alert that noise control held back in a window,
+    /// sent as one message when the window closed.
+    Summary,
+}
+
+/// For a summary: how often the alert repeated while its window was open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repeats {
+    /// Repeats held back (the first alert was delivered on its own).
+    pub count: u64,
+    /// When the window opened and closed, RFC 3339.
+    pub window_start: String,
+    /// See `window_start`.
+    pub window_end: String,
+    /// Event time of the first and the last repeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_event_time: Option<String>,
+    /// See `first_event_time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_time: Option<String>,
+    /// `eventID` of the last repeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_id: Option<String>,
+    /// Source IPs of the repeats, the first few distinct ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_ips: Vec<String>,
 }
 
 /// What a correlation measured.
@@ -143,6 +169,13 @@ pub struct Alert {
     /// A summary of the events a correlation counted (the first and last few).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub correlated_events: Vec<EventDigest>,
+    /// For a summary: the repeats it stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<Repeats>,
+    /// What was cut to fit a message limit (`events`, `correlated_events`,
+    /// `description`); the essentials never are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trimmed: Vec<String>,
 }
 
 impl Alert {

@@ -562,6 +562,8 @@ fn match_alert(
         dedup_key: key,
         events: raw_event(input.raw, root).into_iter().collect(),
         correlated_events: Vec::new(),
+        repeats: None,
+        trimmed: Vec::new(),
     }
 }
 
@@ -608,6 +610,8 @@ fn correlation_alert(
         dedup_key: dedup_key(&rule.meta.id, &parts),
         events: Vec::new(),
         correlated_events: fire.digests.clone(),
+        repeats: None,
+        trimmed: Vec::new(),
     }
 }
 

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use super::engine::{Engine, EventInput};
 use super::event::{Reason, Rejection};
 use super::{Alert, correlation};
+use crate::alerts::noise::{NoiseControl, Verdict};
 use crate::alerts::outbox;
 use crate::pipeline::{Event, EventReceiver};
 use crate::state::{StateError, StateStore, WriteTxn};
@@ -55,6 +56,8 @@ pub struct StageContext {
     pub outbox: Arc<Notify>,
     /// Outbox keys.
     pub keys: Arc<outbox::Keys>,
+    /// Suppressions and dedup windows, decided in the commit.
+    pub noise: Arc<NoiseControl>,
     /// How long an eventID is remembered (wall-clock expiry of its record).
     pub dedup_window: Duration,
     /// How long a correlation group outlives its last event in the store.
@@ -194,16 +197,22 @@ impl DetectionStage {
         let changes = self.engine.take_state_changes();
         let newest = self.engine.newest_event_time();
         let mut attempt = 0;
-        loop {
+        let verdicts = loop {
             attempt += 1;
             let result = self.ctx.state.write(|txn| {
+                let mut verdicts = Vec::with_capacity(alerts.len());
                 for alert in &alerts {
-                    outbox::stage(txn, &self.ctx.keys.next(now_ms), alert, now_ms)?;
+                    let verdict = self.ctx.noise.admit(txn, alert, now, &self.ctx.keys)?;
+                    if let Verdict::Deliver { .. } = verdict {
+                        outbox::stage(txn, &self.ctx.keys.next(now_ms), alert, now_ms)?;
+                    }
+                    verdicts.push(verdict);
                 }
-                persist(txn, &seen, &changes, newest, now, &self.ctx)
+                persist(txn, &seen, &changes, newest, now, &self.ctx)?;
+                Ok(verdicts)
             });
             match result {
-                Ok(()) => break,
+                Ok(verdicts) => break verdicts,
                 Err(err) if attempt < COMMIT_ATTEMPTS => {
                     self.ctx.metrics.commit_retries.inc();
                     tracing::warn!(error = %err, attempt, "detection commit failed; retrying");
@@ -211,19 +220,22 @@ impl DetectionStage {
                 }
                 Err(err) => return Err(CommitFailed(err)),
             }
-        }
+        };
         for (source, ack) in acks {
             processed.with_label_values(&[&source]).inc();
             ack.done();
         }
-        for alert in &alerts {
+        let mut staged = false;
+        for (alert, verdict) in alerts.iter().zip(&verdicts) {
             self.ctx
                 .metrics
                 .alerts
                 .with_label_values(&[&alert.rule.id, alert.rule.level.as_str()])
                 .inc();
+            self.ctx.noise.count(alert, *verdict);
+            staged |= matches!(verdict, Verdict::Deliver { .. });
         }
-        if !alerts.is_empty() {
+        if staged {
             self.ctx.outbox.notify_one();
         }
         self.update_gauges();

@@ -32,6 +32,9 @@ impl std::fmt::Debug for StateStore {
     }
 }
 
+/// The most the store keeps of the file in memory.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 impl StateStore {
     /// Opens `path`, creating it (and its folder) when absent.
     pub fn open(path: &Path) -> Result<Self, StateError> {
@@ -45,7 +48,12 @@ impl StateStore {
         if path.is_dir() {
             return Err(io(std::io::Error::other("it is a directory")));
         }
-        let db = Database::create(path).map_err(|err| open_error(path, err))?;
+        // redb caches up to 1 GiB of pages by default, which would let the
+        // daemon's memory grow with the state it has written.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|err| open_error(path, err))?;
         let store = StateStore {
             db: Arc::new(db),
             path: path.to_owned(),
@@ -267,7 +275,7 @@ impl StateStore {
     }
 }
 
-fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StateError> {
+pub(super) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StateError> {
     serde_json::from_slice(bytes).map_err(|source| StateError::Codec {
         key: key.to_owned(),
         action: "decoded",

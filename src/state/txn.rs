@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use redb::ReadableTable;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::StateError;
 use super::tables::{CHECKPOINTS, EXPIRY, RECORDS, millis};
@@ -60,6 +61,73 @@ impl WriteTxn {
                 .map_err(|e| StateError::storage("write expiry index", e))?;
         }
         Ok(())
+    }
+
+    /// The record under `(namespace, key)` as this transaction sees it,
+    /// with its expiry (ms since the epoch, 0 for never).
+    pub fn record<T: DeserializeOwned>(
+        &mut self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<(T, u64)>, StateError> {
+        let records = self
+            .inner
+            .open_table(RECORDS)
+            .map_err(|e| StateError::storage("open records", e))?;
+        let entry = records
+            .get((namespace, key))
+            .map_err(|e| StateError::storage("read record", e))?;
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        let (expiry, bytes) = entry.value();
+        Ok(Some((super::store::decode(key, bytes)?, expiry)))
+    }
+
+    /// Every record of `namespace` as this transaction sees it, in key
+    /// order, expired or not, at most `limit` of them.
+    pub fn records<T: DeserializeOwned>(
+        &mut self,
+        namespace: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, StateError> {
+        let records = self
+            .inner
+            .open_table(RECORDS)
+            .map_err(|e| StateError::storage("open records", e))?;
+        let range = records
+            .range((namespace, "")..)
+            .map_err(|e| StateError::storage("scan records", e))?;
+        let mut out = Vec::new();
+        for entry in range {
+            let (k, v) = entry.map_err(|e| StateError::storage("scan records", e))?;
+            let (ns, key) = k.value();
+            if ns != namespace || out.len() >= limit {
+                break;
+            }
+            out.push((key.to_owned(), super::store::decode(key, v.value().1)?));
+        }
+        Ok(out)
+    }
+
+    /// How many records `namespace` holds as this transaction sees them, expired or not.
+    pub fn count(&mut self, namespace: &str) -> Result<usize, StateError> {
+        let records = self
+            .inner
+            .open_table(RECORDS)
+            .map_err(|e| StateError::storage("open records", e))?;
+        let range = records
+            .range((namespace, "")..)
+            .map_err(|e| StateError::storage("scan records", e))?;
+        let mut n = 0;
+        for entry in range {
+            let (k, _) = entry.map_err(|e| StateError::storage("scan records", e))?;
+            if k.value().0 != namespace {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Removes the record under `(namespace, key)`; returns whether there was one.

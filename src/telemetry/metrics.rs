@@ -80,6 +80,20 @@ pub struct AlertMetrics {
     pub delivered: IntCounterVec,
     /// Delivery attempts that failed, by sink.
     pub failed: IntCounterVec,
+    /// Alerts a sink refused for good (after retries), by sink.
+    pub undeliverable: IntCounterVec,
+    /// Alerts that waited for a sink's rate limit, by sink.
+    pub rate_limited: IntCounterVec,
+    /// Alerts dropped by a suppression, by its reason.
+    pub suppressed: IntCounterVec,
+    /// Repeats held back within a dedup window, by rule id.
+    pub repeats: IntCounterVec,
+    /// Summaries sent for repeats when their window closed, by rule id.
+    pub summaries: IntCounterVec,
+    /// Dedup windows open.
+    pub windows: IntGauge,
+    /// Windows closed before their time at the `alerts.max_windows` bound.
+    pub windows_closed_early: IntCounter,
 }
 
 /// The metrics of sources.
@@ -254,6 +268,39 @@ impl Metrics {
                     "cloudwarden_alert_delivery_failures_total",
                     "Alert deliveries that failed (and will be retried), by sink.",
                     &["sink"],
+                )?,
+                undeliverable: r.counter_vec(
+                    "cloudwarden_alerts_undeliverable_total",
+                    "Alerts a sink refused for good after retries, by sink; each is logged with its id.",
+                    &["sink"],
+                )?,
+                rate_limited: r.counter_vec(
+                    "cloudwarden_alerts_rate_limited_total",
+                    "Alerts that waited in the outbox for a sink's rate limit, by sink.",
+                    &["sink"],
+                )?,
+                suppressed: r.counter_vec(
+                    "cloudwarden_alerts_suppressed_total",
+                    "Alerts dropped by a configured suppression, by its reason.",
+                    &["reason"],
+                )?,
+                repeats: r.counter_vec(
+                    "cloudwarden_alerts_repeats_total",
+                    "Repeats of an alert held back within its dedup window, by rule id.",
+                    &["rule"],
+                )?,
+                summaries: r.counter_vec(
+                    "cloudwarden_alert_summaries_total",
+                    "Summaries sent for the repeats of a closed dedup window, by rule id.",
+                    &["rule"],
+                )?,
+                windows: r.gauge(
+                    "cloudwarden_alert_windows",
+                    "Dedup windows open.",
+                )?,
+                windows_closed_early: r.counter(
+                    "cloudwarden_alert_windows_closed_early_total",
+                    "Dedup windows closed before their time at the alerts.max_windows bound.",
                 )?,
             },
             sources: SourceMetrics {

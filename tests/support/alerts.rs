@@ -49,3 +49,23 @@ pub fn metric(page: &str, name: &str, labels: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Waits until every alert the daemon raised has reached `sink` and the
+/// outbox is empty, or `limit` passes; returns whether it did.
+pub fn wait_delivered(admin: std::net::SocketAddr, sink: &str, limit: Duration) -> bool {
+    let started = Instant::now();
+    let label = format!("sink=\"{sink}\"");
+    loop {
+        let page = super::http::get(admin, "/metrics").1;
+        let raised = metric(&page, "cloudwarden_alerts_raised_total", "");
+        let delivered = metric(&page, "cloudwarden_alerts_delivered_total", &label);
+        let waiting = metric(&page, "cloudwarden_outbox_alerts", "");
+        if raised > 0.0 && raised == delivered && waiting == 0.0 {
+            return true;
+        }
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

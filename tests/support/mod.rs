@@ -9,6 +9,7 @@ pub mod cloudtrail_server;
 pub mod http;
 pub mod moto;
 pub mod process;
+pub mod proxy;
 
 /// The credentials every test hands the emulator; moto accepts any.
 pub const TEST_ACCESS_KEY: &str = "testing";

@@ -68,6 +68,11 @@ impl Moto {
         false
     }
 
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The endpoint URL to give the SDK.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)

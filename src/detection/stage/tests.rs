@@ -36,6 +36,18 @@ fn stage(state: &StateStore, metrics: &Metrics) -> (DetectionStage, crate::pipel
         metrics: metrics.detection.clone(),
         outbox: Arc::new(Notify::new()),
         keys: Arc::new(outbox::Keys::default()),
+        // Every alert its own window: these tests count what detection raised.
+        noise: Arc::new(NoiseControl::new(
+            &crate::config::AlertsConfig {
+                dedup_window: Duration::ZERO,
+                aggregate: false,
+                max_windows: 1000,
+                file: None,
+                sns: Vec::new(),
+                suppress: Vec::new(),
+            },
+            metrics.alerts.clone(),
+        )),
         dedup_window: Duration::from_secs(3600),
         correlation_retention: Duration::from_secs(7200),
     };
