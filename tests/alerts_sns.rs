@@ -215,7 +215,7 @@ fn alerts_reach_the_topic_once_readable_filterable_and_trimmed_to_fit() {
         .collect();
     // One event of 200 KB: with its copies for SQS, Lambda and HTTPS the
     // message would be over twice SNS's limit.
-    records.push(record("big", "bulk-loader", now, 200_000));
+    records.push(record("big", "bulk-loader", now, 300_000));
     rt.block_on(world.log(records));
     let daemon = DaemonProcess::start(
         &config(&moto, &world.topic, "dedup_window = \"1h\"", ""),
