@@ -26,6 +26,7 @@
 // every unwrap, expect and panic, or avoids it. Tests are exempt (clippy.toml).
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod alarms;
 pub mod alerts;
 pub mod aws;
 pub mod cli;

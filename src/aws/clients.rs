@@ -98,6 +98,16 @@ impl Clients {
         aws_sdk_cloudwatchlogs::Client::from_conf(config.build())
     }
 
+    /// A CloudWatch client for `region`.
+    pub fn cloudwatch(&self, region: &str) -> aws_sdk_cloudwatch::Client {
+        let mut config = aws_sdk_cloudwatch::config::Builder::from(&self.sdk)
+            .region(Region::new(region.to_owned()));
+        if let Some(url) = self.endpoint("cloudwatch") {
+            config = config.endpoint_url(url);
+        }
+        aws_sdk_cloudwatch::Client::from_conf(config.build())
+    }
+
     /// An SQS client for `region`.
     pub fn sqs(&self, region: &str) -> aws_sdk_sqs::Client {
         let mut config =

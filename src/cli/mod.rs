@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod alarms;
 mod replay;
 mod rules;
 
@@ -53,6 +54,9 @@ enum Command {
     /// List or test detection rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Show or make the changes that bring CloudWatch alarms to their declared state.
+    #[command(subcommand)]
+    Alarms(AlarmsCommand),
     /// Run CloudTrail data from files through detection, offline.
     ///
     /// Reads S3 trail files ({"Records":[...]}, .json or .json.gz), JSON
@@ -125,6 +129,34 @@ enum RulesCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum AlarmsCommand {
+    /// Print what would change to bring the declared metric filters and
+    /// alarms into place, and the wiring problems found; change nothing.
+    ///
+    /// Exits 0 when nothing would change, 2 when something would.
+    Plan {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Make the changes once and print them.
+    Apply {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Evaluate a CloudWatch Logs JSON filter pattern against sample events.
+    ///
+    /// Reads trail files ({"Records":[...]}), JSON arrays or one JSON event
+    /// per line, and prints the events that match.
+    TestPattern {
+        /// The filter pattern, e.g. '{ $.eventName = "ConsoleLogin" }'.
+        pattern: String,
+        /// Files of events (- for standard input).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
 impl ConfigArgs {
     fn location(&self) -> ConfigLocation {
         match &self.config {
@@ -175,6 +207,17 @@ pub fn main() -> ExitCode {
             Ok(config) => rules::test(&config, &paths, !no_builtin),
             Err(code) => code,
         },
+        Command::Alarms(AlarmsCommand::Plan { config }) => match load(&config.location()) {
+            Ok(config) => alarms::plan(&config, false),
+            Err(code) => code,
+        },
+        Command::Alarms(AlarmsCommand::Apply { config }) => match load(&config.location()) {
+            Ok(config) => alarms::plan(&config, true),
+            Err(code) => code,
+        },
+        Command::Alarms(AlarmsCommand::TestPattern { pattern, files }) => {
+            alarms::test_pattern(&pattern, &files)
+        }
         Command::Replay {
             config,
             rules: extra,

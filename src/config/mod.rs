@@ -8,6 +8,7 @@
 //! file, key and line it came from. Nothing starts until the whole
 //! configuration is valid.
 
+mod alarms;
 mod alerts;
 mod checker;
 mod field_names;
@@ -247,14 +248,25 @@ pub struct SuppressionConfig {
 }
 
 /// `[alarms]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct AlarmsConfig {
+    /// How often the alarms are reconciled.
+    pub interval: Duration,
     /// The CIS AWS Foundations monitoring set.
     pub cis: CisConfig,
+    /// Alarms the user declares.
+    pub custom: Vec<CustomAlarmConfig>,
+}
+
+impl AlarmsConfig {
+    /// Whether there is anything to reconcile.
+    pub fn any(&self) -> bool {
+        self.cis.enabled || !self.custom.is_empty()
+    }
 }
 
 /// `[alarms.cis]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CisConfig {
     /// Whether cloudwarden manages the CIS metric filters and alarms.
     pub enabled: bool,
@@ -262,6 +274,59 @@ pub struct CisConfig {
     pub log_group: Option<String>,
     /// The topic the alarms notify; required when enabled.
     pub topic_arn: Option<String>,
+    /// The metric namespace of the filters and alarms.
+    pub namespace: String,
+    /// Which text of the benchmark the filter patterns follow.
+    pub benchmark: crate::alarms::cis::Benchmark,
+    /// The control ids managed; empty for all.
+    pub controls: Vec<String>,
+    /// Thresholds by control id, where the benchmark's 1 is not wanted.
+    pub thresholds: std::collections::BTreeMap<String, f64>,
+}
+
+impl Default for CisConfig {
+    fn default() -> Self {
+        CisConfig {
+            enabled: false,
+            log_group: None,
+            topic_arn: None,
+            namespace: crate::alarms::cis::DEFAULT_NAMESPACE.to_owned(),
+            benchmark: crate::alarms::cis::Benchmark::V4,
+            controls: Vec::new(),
+            thresholds: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// One `[[alarms.custom]]` metric alarm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomAlarmConfig {
+    /// The alarm's name.
+    pub name: String,
+    /// What it is for, shown with the alarm.
+    pub description: Option<String>,
+    /// The metric's namespace, e.g. `AWS/EC2`.
+    pub namespace: String,
+    /// The metric's name, e.g. `CPUUtilization`.
+    pub metric_name: String,
+    /// The metric's dimensions.
+    pub dimensions: std::collections::BTreeMap<String, String>,
+    /// `Average`, `Sum`, `Minimum`, `Maximum` or `SampleCount`.
+    pub statistic: String,
+    /// A CloudWatch comparison operator, e.g. `GreaterThanThreshold`.
+    pub comparison: String,
+    /// The threshold.
+    pub threshold: f64,
+    /// The period in seconds.
+    pub period: i32,
+    /// Periods evaluated.
+    pub evaluation_periods: i32,
+    /// Breaching periods that raise the alarm (default: all evaluated).
+    pub datapoints_to_alarm: Option<i32>,
+    /// Alarm actions (SNS topic ARNs and the like), at most 5.
+    pub actions: Vec<String>,
+    /// `missing`, `notBreaching`, `breaching` or `ignore`.
+    pub treat_missing_data: Option<String>,
 }
 
 #[cfg(test)]

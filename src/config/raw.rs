@@ -144,7 +144,28 @@ pub(super) struct RawSuppression {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct RawAlarms {
+    pub interval: Leaf,
     pub cis: Option<Value>,
+    pub custom: Option<Vec<Value>>,
+}
+
+/// One `[[alarms.custom]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawCustomAlarm {
+    pub name: Leaf,
+    pub description: Leaf,
+    pub namespace: Leaf,
+    pub metric_name: Leaf,
+    pub dimensions: Leaf,
+    pub statistic: Leaf,
+    pub comparison: Leaf,
+    pub threshold: Leaf,
+    pub period: Leaf,
+    pub evaluation_periods: Leaf,
+    pub datapoints_to_alarm: Leaf,
+    pub actions: Leaf,
+    pub treat_missing_data: Leaf,
 }
 
 /// `[alarms.cis]`: the CIS AWS Foundations monitoring set.
@@ -154,6 +175,10 @@ pub(super) struct RawCis {
     pub enabled: Leaf,
     pub log_group: Leaf,
     pub topic_arn: Leaf,
+    pub namespace: Leaf,
+    pub benchmark: Leaf,
+    pub controls: Leaf,
+    pub thresholds: Leaf,
 }
 
 /// The top level: each section is read on its own so one broken section does

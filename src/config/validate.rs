@@ -13,12 +13,12 @@ use super::checker::Checker;
 use super::formats;
 use super::key_path::KeyPath;
 use super::raw::{
-    Leaf, RawAlarms, RawAws, RawCis, RawConfig, RawDaemon, RawDetection, RawLog, RawMetrics,
-    RawPipeline, RawRules, RawState,
+    Leaf, RawAws, RawConfig, RawDaemon, RawDetection, RawLog, RawMetrics, RawPipeline, RawRules,
+    RawState,
 };
 use super::{
-    AlarmsConfig, AwsConfig, CisConfig, Config, DaemonConfig, DetectionConfig, LogConfig,
-    LogFormat, MetricsConfig, PipelineConfig, RulesConfig, StateConfig,
+    AwsConfig, Config, DaemonConfig, DetectionConfig, LogConfig, LogFormat, MetricsConfig,
+    PipelineConfig, RulesConfig, StateConfig,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -50,7 +50,7 @@ pub(super) fn config(figment: &Figment, c: &mut Checker<'_>) -> Option<Config> {
     let rules = rules(c, &raw);
     let sources = super::sources::sources(c, raw.sources.as_ref());
     let alerts = super::alerts::alerts(c, raw.alerts.as_ref());
-    let alarms = alarms(c, &raw);
+    let alarms = super::alarms::alarms(c, raw.alarms.as_ref());
     if let (Some(sources), Some(pipeline)) = (&sources, &pipeline) {
         lookbacks_within_dedup(c, sources, pipeline);
     }
@@ -259,39 +259,6 @@ fn rules(c: &mut Checker<'_>, raw: &RawConfig) -> Option<RulesConfig> {
             .collect(),
         disabled: disabled.unwrap_or_default(),
         placeholders: placeholders.unwrap_or_default(),
-    })
-}
-
-fn alarms(c: &mut Checker<'_>, raw: &RawConfig) -> Option<AlarmsConfig> {
-    let k = KeyPath::root("alarms");
-    let r: RawAlarms = c.section(&k, raw.alarms.as_ref());
-    let ck = k.key("cis");
-    let r: RawCis = c.section(&ck, r.cis.as_ref());
-    let enabled: Option<bool> = c.value(&ck.key("enabled"), &r.enabled);
-    let log_group = c.parsed(&ck.key("log_group"), &r.log_group, formats::log_group);
-    let topic_arn = c.parsed(&ck.key("topic_arn"), &r.topic_arn, formats::topic_arn);
-    let enabled = enabled.unwrap_or(false);
-    if enabled {
-        for (name, leaf) in [("log_group", &r.log_group), ("topic_arn", &r.topic_arn)] {
-            if leaf.is_none() {
-                c.report(
-                    &ck.key(name),
-                    "missing: required when alarms.cis.enabled = true",
-                );
-            }
-        }
-    }
-    let bad = (r.log_group.is_some() && log_group.is_none())
-        || (r.topic_arn.is_some() && topic_arn.is_none());
-    if bad || (enabled && (log_group.is_none() || topic_arn.is_none())) {
-        return None;
-    }
-    Some(AlarmsConfig {
-        cis: CisConfig {
-            enabled,
-            log_group,
-            topic_arn,
-        },
     })
 }
 

@@ -120,7 +120,8 @@ impl Daemon {
                 done: detection_done.clone(),
             },
         );
-        daemon.spawn_window_sweeper(noise, keys, Arc::clone(&outbox));
+        daemon.spawn_window_sweeper(noise, Arc::clone(&keys), Arc::clone(&outbox));
+        daemon.spawn_alarms(&config, clients.clone(), keys, Arc::clone(&outbox));
         daemon.spawn_delivery(&config, outbox, sns, detection_done);
         daemon.start_sources(&config, events, clients);
         daemon.spawn_housekeeping();
@@ -310,6 +311,29 @@ impl Daemon {
             sinks,
         };
         self.supervise("alert delivery", delivery.run(detection_done));
+    }
+
+    /// Keeps the declared CloudWatch alarms in place, when there are any.
+    fn spawn_alarms(
+        &self,
+        config: &Config,
+        clients: Clients,
+        keys: Arc<outbox::Keys>,
+        outbox: Arc<Notify>,
+    ) {
+        if !config.alarms.any() {
+            return;
+        }
+        let reconciler = crate::alarms::task::Reconciler {
+            api: crate::alarms::api::AwsAlarms::new(clients),
+            desired: crate::alarms::desired::desired(&config.alarms),
+            interval: config.alarms.interval,
+            state: self.state.clone(),
+            keys,
+            outbox,
+            metrics: self.metrics.alarms.clone(),
+        };
+        self.supervise("alarms", reconciler.run(self.stop.clone()));
     }
 
     /// Closes dedup windows when their time comes, staging their summaries.

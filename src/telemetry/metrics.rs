@@ -69,6 +69,21 @@ pub struct DetectionMetrics {
     pub commit_retries: IntCounter,
 }
 
+/// The metrics of alarm reconciliation.
+#[derive(Clone)]
+pub struct AlarmMetrics {
+    /// Metric filters and alarms declared and found in place.
+    pub managed: IntGauge,
+    /// Differences found, by kind (`created`, `repaired`, `drift`).
+    pub changes: IntCounterVec,
+    /// Changes that failed.
+    pub failures: IntCounter,
+    /// Wiring problems and conflicts found in the last pass.
+    pub findings: IntGauge,
+    /// When a pass last completed, in Unix seconds.
+    pub last_success: IntGauge,
+}
+
 /// The metrics of alert delivery.
 #[derive(Clone)]
 pub struct AlertMetrics {
@@ -138,6 +153,8 @@ pub struct Metrics {
     pub detection: DetectionMetrics,
     /// Alert delivery.
     pub alerts: AlertMetrics,
+    /// Alarm reconciliation.
+    pub alarms: AlarmMetrics,
     /// Sources.
     pub sources: SourceMetrics,
     /// AWS calls.
@@ -251,6 +268,29 @@ impl Metrics {
                 commit_retries: r.counter(
                     "cloudwarden_detection_commit_retries_total",
                     "Detection commits that failed and were retried.",
+                )?,
+            },
+            alarms: AlarmMetrics {
+                managed: r.gauge(
+                    "cloudwarden_alarms_managed",
+                    "Metric filters and alarms declared and in their declared state after the last pass.",
+                )?,
+                changes: r.counter_vec(
+                    "cloudwarden_alarm_changes_total",
+                    "Metric filters and alarms put, by kind: created, repaired (after a configuration change) or drift (changed or deleted outside cloudwarden).",
+                    &["kind"],
+                )?,
+                failures: r.counter(
+                    "cloudwarden_alarm_failures_total",
+                    "Reconciliation calls that failed; the next pass tries again.",
+                )?,
+                findings: r.gauge(
+                    "cloudwarden_alarm_findings",
+                    "Wiring problems and conflicts found by the last pass (each logged as a warning).",
+                )?,
+                last_success: r.gauge(
+                    "cloudwarden_alarms_last_success_timestamp_seconds",
+                    "When a reconciliation pass last completed, in Unix seconds.",
                 )?,
             },
             alerts: AlertMetrics {
