@@ -376,8 +376,14 @@ impl Daemon {
     /// alive until shutdown, so detection runs even with no source.
     fn start_sources(&self, config: &Config, events: EventSender, clients: Clients) {
         let limits = RateLimits::new(self.metrics.sources.rate_limited.clone());
+        // Sources default to the Region the SDK resolved (aws.region, else
+        // AWS_REGION or the profile), not to a fixed one.
+        let mut shared = config.clone();
+        if shared.aws.region.is_none() {
+            shared.aws.region = Some(clients.home_region());
+        }
+        let shared = Arc::new(shared);
         let api = Arc::new(Aws::new(clients, limits));
-        let shared = Arc::new(config.clone());
         for source in &config.sources {
             let ctx = SourceContext {
                 name: Arc::from(source.name.as_str()),
