@@ -432,7 +432,7 @@ fn declared_alarms_are_validated_with_every_problem_at_once() {
     std::fs::write(
         &path,
         format!(
-            "[[alarms.custom]]\nname = \"x\"\nnamespace = \"AWS/EC2\"\nmetric_name = \"CPUUtilization\"\nstatistic = \"Median\"\ncomparison = \"GreaterThanThreshold\"\nthreshold = 1\nperiod = \"1h\"\nevaluation_periods = 25\nactions = [{}]\n\n[alarms.cis]\nbenchmark = \"v9\"\n",
+            "[[alarms.custom]]\nname = \"x\"\nnamespace = \"AWS/EC2\"\nmetric_name = \"CPUUtilization\"\nstatistic = \"Median\"\ncomparison = \"GreaterThanThreshold\"\nthreshold = 1\nperiod = \"5m\"\nevaluation_periods = 300\nactions = [{}]\n\n[alarms.cis]\nbenchmark = \"v9\"\n",
             actions.join(", ")
         ),
     )

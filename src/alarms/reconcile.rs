@@ -100,6 +100,9 @@ pub struct Plan {
     pub findings: Vec<Finding>,
     /// Filters and alarms declared.
     pub declared: usize,
+    /// Declared names taken by filters or alarms that are not cloudwarden's,
+    /// as `(kind, name)`: left alone and not counted as managed.
+    pub foreign: Vec<(&'static str, String)>,
 }
 
 /// What applying a plan did.
@@ -132,10 +135,13 @@ pub async fn plan<A: AlarmsApi>(api: &A, desired: &Desired) -> Result<Plan, AwsE
                     item: Item::Filter(filter.clone()),
                     reasons: Vec::new(),
                 }),
-                Some(e) if !e.name.starts_with(CIS_PREFIX) => plan.findings.push(Finding {
-                    subject: format!("metric filter {}", e.name),
-                    message: "exists and is not cloudwarden's; left alone".to_owned(),
-                }),
+                Some(e) if !e.name.starts_with(CIS_PREFIX) => {
+                    plan.foreign.push(("metric filter", e.name.clone()));
+                    plan.findings.push(Finding {
+                        subject: format!("metric filter {}", e.name),
+                        message: "exists and is not cloudwarden's; left alone".to_owned(),
+                    });
+                }
                 Some(e) => {
                     let reasons = filter_drift(filter, e);
                     if !reasons.is_empty() {
@@ -158,10 +164,13 @@ pub async fn plan<A: AlarmsApi>(api: &A, desired: &Desired) -> Result<Plan, AwsE
                 item: Item::Alarm(alarm.clone()),
                 reasons: Vec::new(),
             }),
-            Some(e) if !e.alarm.description.contains(MARKER) => plan.findings.push(Finding {
-                subject: format!("alarm {}", e.alarm.name),
-                message: "exists and is not cloudwarden's (its description lacks the marker); left alone; rename the declared alarm or delete this one".to_owned(),
-            }),
+            Some(e) if !e.alarm.description.contains(MARKER) => {
+                plan.foreign.push(("alarm", e.alarm.name.clone()));
+                plan.findings.push(Finding {
+                    subject: format!("alarm {}", e.alarm.name),
+                    message: "exists and is not cloudwarden's (its description lacks the marker); left alone; rename the declared alarm or delete this one".to_owned(),
+                });
+            }
             Some(e) => {
                 let reasons = alarm_drift(alarm, e);
                 if !reasons.is_empty() {
@@ -326,7 +335,12 @@ async fn wiring<A: AlarmsApi>(api: &A, group: &str, topic: &str) -> Vec<Finding>
     match api.trail_log_groups().await {
         Ok(arns) => {
             let needle = format!(":log-group:{group}");
-            if !arns.iter().any(|arn| arn.contains(&needle)) {
+            let delivers = |arn: &String| {
+                arn.find(&needle).is_some_and(|at| {
+                    matches!(arn[at + needle.len()..].chars().next(), None | Some(':'))
+                })
+            };
+            if !arns.iter().any(delivers) {
                 findings.push(Finding {
                     subject: format!("log group {group}"),
                     message: "no trail delivers to it: the metric filters count nothing (set the trail's CloudWatch Logs log group)".to_owned(),

@@ -97,6 +97,12 @@ impl<A: AlarmsApi> Reconciler<A> {
             .map(Item::Filter)
             .chain(self.desired.alarms.iter().cloned().map(Item::Alarm))
             .filter(|item| !failed.contains(item))
+            .filter(|item| {
+                !plan
+                    .foreign
+                    .iter()
+                    .any(|(kind, name)| *kind == item.kind() && name == item.name())
+            })
             .collect();
         let recorded = tokio::task::spawn_blocking(move || {
             state.write(|txn| {
@@ -149,7 +155,9 @@ impl<A: AlarmsApi> Reconciler<A> {
         if kinds.contains(&"drift") {
             self.outbox.notify_one();
         }
-        let in_place = plan.declared.saturating_sub(applied.failed.len());
+        let in_place = plan
+            .declared
+            .saturating_sub(applied.failed.len() + plan.foreign.len());
         self.metrics
             .managed
             .set(i64::try_from(in_place).unwrap_or(i64::MAX));

@@ -12,8 +12,10 @@ use super::raw::{RawAlarms, RawCis, RawCustomAlarm};
 use super::{AlarmsConfig, CisConfig, CustomAlarmConfig};
 use crate::alarms::cis::{self, Benchmark};
 
-/// CloudWatch evaluates at most a day of periods.
+/// CloudWatch evaluates at most a day of periods shorter than an hour,
+/// and a week of longer ones.
 const MAX_EVALUATED_SECONDS: i64 = 86_400;
+const MAX_EVALUATED_SECONDS_HOURLY: i64 = 7 * 86_400;
 
 /// PutMetricAlarm takes at most five alarm actions.
 const MAX_ACTIONS: usize = 5;
@@ -191,10 +193,11 @@ fn custom_alarm(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<Custo
         || (e.treat_missing_data.is_some() && missing.is_none());
     if let Some(period) = period {
         let secs = period.as_secs();
-        if !(secs == 10 || secs == 30 || secs % 60 == 0) || period.subsec_nanos() != 0 {
+        if !(secs == 10 || secs == 20 || secs == 30 || secs % 60 == 0) || period.subsec_nanos() != 0
+        {
             c.report(
                 &k.key("period"),
-                "a period must be 10s, 30s or a whole number of minutes",
+                "a period must be 10s, 20s, 30s or a whole number of minutes",
             );
             bad = true;
         }
@@ -202,11 +205,22 @@ fn custom_alarm(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<Custo
             let evaluated = i64::try_from(secs)
                 .unwrap_or(i64::MAX)
                 .saturating_mul(i64::try_from(n).unwrap_or(i64::MAX));
-            if evaluated > MAX_EVALUATED_SECONDS {
+            let (limit, span) = if secs >= 3600 {
+                (
+                    MAX_EVALUATED_SECONDS_HOURLY,
+                    "a week (604800 s) of periods of an hour or more",
+                )
+            } else {
+                (
+                    MAX_EVALUATED_SECONDS,
+                    "a day (86400 s) of periods shorter than an hour",
+                )
+            };
+            if evaluated > limit {
                 c.report(
                     &k.key("evaluation_periods"),
                     format!(
-                        "period × evaluation_periods is {evaluated} s; CloudWatch evaluates at most a day (86400 s)"
+                        "period × evaluation_periods is {evaluated} s; CloudWatch evaluates at most {span}"
                     ),
                 );
                 bad = true;
