@@ -25,32 +25,7 @@ pub fn plan(config: &Config, apply: bool) -> ExitCode {
         println!("no alarms declared: enable [alarms.cis] or add [[alarms.custom]]");
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("cloudwarden: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let sdk = match crate::aws::sdk_config(&config.aws).await {
-            Ok(sdk) => sdk,
-            Err(err) => {
-                eprintln!("cloudwarden: {err}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        };
-        let metrics = match crate::telemetry::Metrics::new() {
-            Ok(metrics) => metrics,
-            Err(err) => {
-                eprintln!("cloudwarden: {err}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let clients = crate::aws::Clients::new(sdk, config.aws.endpoints.clone(), metrics.aws);
+    super::with_aws(config, |clients| async move {
         let api = AwsAlarms::new(clients);
         let wanted = desired(&config.alarms);
         let plan = match reconcile::plan(&api, &wanted).await {

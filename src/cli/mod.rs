@@ -280,8 +280,13 @@ fn validate(location: &ConfigLocation, strict: bool, online: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `validate --online`: the SNS topics, asked of AWS.
-fn check_online(config: &Config) -> ExitCode {
+/// Runs `work` with AWS clients as `config.aws` sets them up, on a
+/// runtime of its own: the edge of the commands that call AWS once.
+fn with_aws<F, Fut>(config: &Config, work: F) -> ExitCode
+where
+    F: FnOnce(crate::aws::Clients) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -307,7 +312,18 @@ fn check_online(config: &Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let clients = crate::aws::Clients::new(sdk, config.aws.endpoints.clone(), metrics.aws);
+        work(crate::aws::Clients::new(
+            sdk,
+            config.aws.endpoints.clone(),
+            metrics.aws,
+        ))
+        .await
+    })
+}
+
+/// `validate --online`: the SNS topics, asked of AWS.
+fn check_online(config: &Config) -> ExitCode {
+    with_aws(config, |clients| async move {
         let sns = crate::alerts::sinks::sns_api::SnsClient::new(clients);
         let problems = crate::alerts::topics::check(&sns, &config.alerts.sns).await;
         for problem in &problems {
