@@ -8,15 +8,9 @@ use aws_sdk_cloudwatch::types::ComparisonOperator;
 use cloudwarden::alarms::cis;
 use support::moto::Moto;
 use support::process::run;
+use support::runtime;
 
 const GROUP: &str = "aws-cloudtrail-logs";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 struct World {
     cloudwatch: aws_sdk_cloudwatch::Client,

@@ -15,37 +15,14 @@ use support::http::get;
 use support::moto::Moto;
 use support::process::{DaemonProcess, run};
 use support::proxy::Proxy;
+use support::{EVERY_TEST_EVENT, daemon_config, runtime};
 
-const EVERY_EVENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/rules/every_test_event"
-);
 const GROUP: &str = "aws-cloudtrail-logs";
 
 /// A daemon config reading `GROUP` as CloudTrail and publishing to `topic`.
 fn config(moto: &Moto, topic: &str, alerts: &str, extra_aws: &str) -> String {
-    format!(
-        r#"[aws]
-region = "us-east-1"
-endpoint_url = "{}"
-{extra_aws}
-
-[state]
-path = "{{dir}}/state.redb"
-
-[metrics]
-listen = "127.0.0.1:0"
-
-[log]
-format = "json"
-
-[rules]
-builtin = false
-paths = ["{EVERY_EVENT}"]
-
-[alerts]
-{alerts}
-
+    let rest = format!(
+        r#"
 [[alerts.sns]]
 topic_arn = "{topic}"
 min_level = "low"
@@ -57,16 +34,9 @@ name = "trail-logs"
 log_group = "{GROUP}"
 format = "cloudtrail"
 interval = "1s"
-"#,
-        moto.endpoint()
-    )
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+"#
+    );
+    daemon_config(&moto.endpoint(), extra_aws, EVERY_TEST_EVENT, alerts, &rest)
 }
 
 /// A CloudTrail record of `principal`, padded to about `padding` bytes.

@@ -10,46 +10,19 @@ use support::alerts::{by_event, metric, read, wait_for};
 use support::cloudtrail_server::CloudTrailServer;
 use support::http::get;
 use support::process::DaemonProcess;
-
-const RULES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/rules/every_test_event"
-);
+use support::{EVERY_ALERT_TO_FILE, EVERY_TEST_EVENT, daemon_config};
 
 fn config(endpoint: &str, interval: &str) -> String {
-    format!(
-        r#"[aws]
-region = "us-east-1"
-endpoint_url = "{endpoint}"
-
-[aws.endpoints]
-cloudtrail = "{endpoint}"
-
-[state]
-path = "{{dir}}/state.redb"
-
-[metrics]
-listen = "127.0.0.1:0"
-
-[log]
-format = "json"
-
-[rules]
-builtin = false
-paths = ["{RULES}"]
-
-[alerts]
-file = "{{dir}}/alerts.jsonl"
-# Every alert delivered: these tests count what detection raised.
-dedup_window = "0s"
-
-[[sources]]
-kind = "cloudtrail_lookup"
-name = "lookup"
-interval = "{interval}"
-lookback = "15m"
-global_events = false
-"#
+    let aws = format!("\n[aws.endpoints]\ncloudtrail = \"{endpoint}\"");
+    let source = format!(
+        "[[sources]]\nkind = \"cloudtrail_lookup\"\nname = \"lookup\"\ninterval = \"{interval}\"\nlookback = \"15m\"\nglobal_events = false\n"
+    );
+    daemon_config(
+        endpoint,
+        &aws,
+        EVERY_TEST_EVENT,
+        EVERY_ALERT_TO_FILE,
+        &source,
     )
 }
 

@@ -10,48 +10,12 @@ use support::alerts::{by_event, metric, read, wait_for};
 use support::http::get;
 use support::moto::Moto;
 use support::process::DaemonProcess;
+use support::{EVERY_ALERT_TO_FILE, EVERY_TEST_EVENT, daemon_config, runtime};
 
-const EVERY_EVENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/rules/every_test_event"
-);
 const APP_ERRORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rules/app_logs");
 
 fn config(moto: &Moto, rules: &str, source: &str) -> String {
-    format!(
-        r#"[aws]
-region = "us-east-1"
-endpoint_url = "{}"
-
-[state]
-path = "{{dir}}/state.redb"
-
-[metrics]
-listen = "127.0.0.1:0"
-
-[log]
-format = "json"
-
-[rules]
-builtin = false
-paths = ["{rules}"]
-
-[alerts]
-file = "{{dir}}/alerts.jsonl"
-# Every alert delivered: these tests count what detection raised.
-dedup_window = "0s"
-
-{source}
-"#,
-        moto.endpoint()
-    )
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    daemon_config(&moto.endpoint(), "", rules, EVERY_ALERT_TO_FILE, source)
 }
 
 fn now_ms() -> i64 {
@@ -127,7 +91,7 @@ fn reads_cloudtrail_from_a_log_group_counts_bad_lines_and_resumes_after_a_restar
     let source = format!(
         "[[sources]]\nkind = \"cloudwatch_logs\"\nname = \"trail-logs\"\nlog_group = \"{group}\"\nformat = \"cloudtrail\"\ninterval = \"1s\"\nlookback = \"5m\"\n"
     );
-    let mut daemon = DaemonProcess::start(&config(&moto, EVERY_EVENT, &source), &[]);
+    let mut daemon = DaemonProcess::start(&config(&moto, EVERY_TEST_EVENT, &source), &[]);
     let path = daemon.dir().join("alerts.jsonl");
     let alerts = wait_for(&path, Duration::from_secs(60), |a| by_event(a).len() >= 120);
     assert_eq!(by_event(&alerts).len(), 120);
@@ -166,7 +130,7 @@ fn reads_cloudtrail_from_a_log_group_counts_bad_lines_and_resumes_after_a_restar
         )
         .await;
     });
-    let daemon = DaemonProcess::start_in(dir, &config(&moto, EVERY_EVENT, &source), &[]);
+    let daemon = DaemonProcess::start_in(dir, &config(&moto, EVERY_TEST_EVENT, &source), &[]);
     let alerts = wait_for(&path, Duration::from_secs(60), |a| by_event(a).len() >= 150);
     std::thread::sleep(Duration::from_secs(2));
     let alerts = if alerts.len() >= 150 {

@@ -13,48 +13,16 @@ use support::cloudtrail_server::CloudTrailServer;
 use support::http::get;
 use support::moto::Moto;
 use support::process::DaemonProcess;
-
-const EVERY_EVENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/rules/every_test_event"
-);
+use support::{EVERY_ALERT_TO_FILE, EVERY_TEST_EVENT, daemon_config, runtime};
 
 fn config(moto: &Moto, sources: &str, extra_aws: &str) -> String {
-    format!(
-        r#"[aws]
-region = "us-east-1"
-endpoint_url = "{}"
-{extra_aws}
-
-[state]
-path = "{{dir}}/state.redb"
-
-[metrics]
-listen = "127.0.0.1:0"
-
-[log]
-format = "json"
-
-[rules]
-builtin = false
-paths = ["{EVERY_EVENT}"]
-
-[alerts]
-file = "{{dir}}/alerts.jsonl"
-# Every alert delivered: these tests count what detection raised.
-dedup_window = "0s"
-
-{sources}
-"#,
-        moto.endpoint()
+    daemon_config(
+        &moto.endpoint(),
+        extra_aws,
+        EVERY_TEST_EVENT,
+        EVERY_ALERT_TO_FILE,
+        sources,
     )
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn record(id: &str, source: &str) -> serde_json::Value {

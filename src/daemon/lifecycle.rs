@@ -378,11 +378,8 @@ impl Daemon {
         let limits = RateLimits::new(self.metrics.sources.rate_limited.clone());
         // Sources default to the Region the SDK resolved (aws.region, else
         // AWS_REGION or the profile), not to a fixed one.
-        let mut shared = config.clone();
-        if shared.aws.region.is_none() {
-            shared.aws.region = Some(clients.home_region());
-        }
-        let shared = Arc::new(shared);
+        let home = clients.home_region();
+        let shared = Arc::new(config.clone());
         let api = Arc::new(Aws::new(clients, limits));
         for source in &config.sources {
             let ctx = SourceContext {
@@ -397,8 +394,13 @@ impl Daemon {
             };
             ctx.starting();
             tracing::info!(source = %source.name, kind = source.kind.name(), "source started");
-            let run =
-                crate::sources::run(ctx, Arc::clone(&api), source.clone(), Arc::clone(&shared));
+            let run = crate::sources::run(
+                ctx,
+                Arc::clone(&api),
+                source.clone(),
+                Arc::clone(&shared),
+                home.clone(),
+            );
             self.supervise_named(format!("source {}", source.name), run);
         }
         let stop = self.stop.clone();

@@ -29,15 +29,17 @@ use crate::config::{Config, SourceConfig, SourceKind};
 use crate::detection::sigma::document::LogSource;
 
 /// Starts the source described by `config` on `ctx`, reading through `api`.
-pub async fn run<A>(ctx: SourceContext, api: Arc<A>, source: SourceConfig, config: Arc<Config>)
-where
+/// `home` is the Region the AWS SDK resolved, where a source that names
+/// none reads.
+pub async fn run<A>(
+    ctx: SourceContext,
+    api: Arc<A>,
+    source: SourceConfig,
+    config: Arc<Config>,
+    home: String,
+) where
     A: api::CloudTrailApi + api::LogsApi + api::QueueApi + api::ObjectApi,
 {
-    let home = config
-        .aws
-        .region
-        .clone()
-        .unwrap_or_else(|| "us-east-1".to_owned());
     let interval = source
         .interval
         .unwrap_or(std::time::Duration::from_secs(60));

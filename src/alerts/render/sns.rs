@@ -43,15 +43,22 @@ impl SnsMessage {
 
 /// The message for `alert` in `format`, trimmed until it fits.
 pub fn sns_message(alert: &Alert, format: MessageFormat) -> SnsMessage {
+    let fits = |m: &SnsMessage| m.size() + MARGIN_BYTES <= MAX_MESSAGE_BYTES;
+    let message = render(alert, format);
+    if fits(&message) {
+        return message;
+    }
+    // Only an alert too large is copied, to be cut down step by step.
     let mut alert = alert.clone();
     let mut step = 0;
-    loop {
+    while trim_step(&mut alert, step) {
         let message = render(&alert, format);
-        if message.size() + MARGIN_BYTES <= MAX_MESSAGE_BYTES || !trim_step(&mut alert, step) {
+        if fits(&message) {
             return message;
         }
         step += 1;
     }
+    render(&alert, format)
 }
 
 fn render(alert: &Alert, format: MessageFormat) -> SnsMessage {
