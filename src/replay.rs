@@ -7,11 +7,19 @@
 //! the summary (events, rejections by reason, alerts per rule, events/s)
 //! says what happened. A record that cannot be read is reported with its
 //! file and line or index, counted, and skipped.
+//!
+//! Records are evaluated in event-time order, whatever the order of the
+//! files: trail files are named by Region and time, so files given in name
+//! order interleave hours of one Region with hours of another. Records wait
+//! in a reorder buffer bounded in bytes; when it is full the oldest goes
+//! first (counted as `reorder_overflow`), so memory stays bounded and only
+//! inputs larger than the buffer can still arrive out of order.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::detection::engine::{Engine, EventInput};
@@ -34,6 +42,9 @@ pub struct ReplayOptions {
     pub logsource: LogSource,
     /// The size limit of one record.
     pub max_bytes: usize,
+    /// Bytes of records held to put them in event-time order; 0 evaluates
+    /// them as they are read.
+    pub reorder_bytes: usize,
 }
 
 /// What a replay did.
@@ -49,6 +60,9 @@ pub struct Summary {
     pub events: u64,
     /// Records dropped as duplicates.
     pub duplicates: u64,
+    /// Records evaluated before all input was read because the reorder
+    /// buffer was full: these may have been out of time order.
+    pub reorder_overflow: u64,
     /// Rejected records by reason.
     pub rejected: BTreeMap<Reason, u64>,
     /// Alerts per rule: (title, level, count).
@@ -122,6 +136,71 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
+/// Records held until the earlier ones are evaluated, by event time.
+struct Reorder {
+    held: BTreeMap<(i64, u64), Held>,
+    bytes: usize,
+    limit: usize,
+    seq: u64,
+    /// The time given to records that have none: the last one seen, so
+    /// they keep their place.
+    last_time: i64,
+}
+
+struct Held {
+    file: Arc<str>,
+    position: Position,
+    text: String,
+}
+
+impl Reorder {
+    /// Holds a record; returns the oldest ones that no longer fit.
+    fn push(&mut self, file: &Arc<str>, position: Position, text: &str) -> Vec<Held> {
+        let time = event_time(text).unwrap_or(self.last_time);
+        self.last_time = time;
+        self.seq += 1;
+        self.bytes += text.len();
+        self.held.insert(
+            (time, self.seq),
+            Held {
+                file: Arc::clone(file),
+                position,
+                text: text.to_owned(),
+            },
+        );
+        let mut out = Vec::new();
+        while self.bytes > self.limit {
+            let Some((_, held)) = self.held.pop_first() else {
+                break;
+            };
+            self.bytes -= held.text.len();
+            out.push(held);
+        }
+        out
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = Held> + '_ {
+        self.bytes = 0;
+        std::mem::take(&mut self.held).into_values()
+    }
+}
+
+/// The record's `eventTime` (or `@timestamp`), read from the text without
+/// parsing it: only the order matters here.
+fn event_time(text: &str) -> Option<i64> {
+    for key in ["\"eventTime\"", "\"@timestamp\""] {
+        let Some(at) = memchr::memmem::find(text.as_bytes(), key.as_bytes()) else {
+            continue;
+        };
+        let rest = &text[at + key.len()..];
+        let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+        let value = rest.strip_prefix('"')?;
+        let end = value.find('"')?;
+        return crate::detection::event::parse_time_ms(&value[..end]);
+    }
+    None
+}
+
 /// Replays `options.inputs` through `engine`, writing alerts to `out` and
 /// reports about single records to `notes`.
 pub fn replay(
@@ -133,6 +212,13 @@ pub fn replay(
 ) -> io::Result<Summary> {
     let started = Instant::now();
     let mut summary = Summary::default();
+    let mut reorder = Reorder {
+        held: BTreeMap::new(),
+        bytes: 0,
+        limit: options.reorder_bytes,
+        seq: 0,
+        last_time: i64::MIN,
+    };
     for input in &options.inputs {
         let name = input.display().to_string();
         let reader: Box<dyn Read> = if name == "-" {
@@ -147,6 +233,7 @@ pub fn replay(
                 }
             }
         };
+        let file: Arc<str> = Arc::from(name.as_str());
         summary.files += 1;
         let mut bytes = 0u64;
         let counting = Counting {
@@ -157,24 +244,24 @@ pub fn replay(
         let mut failure: Option<io::Error> = None;
         read_records(counting, options.max_bytes, |record| {
             summary.records += 1;
-            let origin = At(&name, record.position);
-            let result = match record.text {
-                Err(rejection) => Err(rejection),
-                Ok(text) => process(engine, options, &mut summary, text, &origin),
-            };
-            let written = match result {
-                Ok(alerts) => alerts.iter().try_for_each(|a| {
-                    summary.count_alert(a);
-                    writeln!(out, "{}", a.to_json_line())
-                }),
+            let written = match record.text {
+                Ok(text) if options.reorder_bytes > 0 => {
+                    let overflow = reorder.push(&file, record.position, text);
+                    summary.reorder_overflow += overflow.len() as u64;
+                    overflow.into_iter().try_for_each(|held| {
+                        evaluate(engine, options, &mut summary, &held, out, notes)
+                    })
+                }
+                Ok(text) => {
+                    let held = Held {
+                        file: Arc::clone(&file),
+                        position: record.position,
+                        text: text.to_owned(),
+                    };
+                    evaluate(engine, options, &mut summary, &held, out, notes)
+                }
                 Err(rejection) => {
-                    let count = summary.rejected.entry(rejection.reason).or_default();
-                    *count += 1;
-                    if *count <= REJECTIONS_SHOWN {
-                        writeln!(notes, "{origin}: rejected: {rejection}")
-                    } else {
-                        Ok(())
-                    }
+                    reject(&mut summary, &At(&file, record.position), &rejection, notes)
                 }
             };
             match written {
@@ -190,6 +277,9 @@ pub fn replay(
             return Err(err);
         }
     }
+    for held in reorder.drain() {
+        evaluate(engine, options, &mut summary, &held, out, notes)?;
+    }
     for alert in engine.finish() {
         summary.count_alert(&alert);
         writeln!(out, "{}", alert.to_json_line())?;
@@ -197,6 +287,40 @@ pub fn replay(
     out.flush()?;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Evaluates one record and writes its alerts, or counts its rejection.
+fn evaluate(
+    engine: &mut Engine,
+    options: &ReplayOptions,
+    summary: &mut Summary,
+    held: &Held,
+    out: &mut dyn Write,
+    notes: &mut dyn Write,
+) -> io::Result<()> {
+    let origin = At(&held.file, held.position);
+    match process(engine, options, summary, &held.text, &origin) {
+        Ok(alerts) => alerts.iter().try_for_each(|a| {
+            summary.count_alert(a);
+            writeln!(out, "{}", a.to_json_line())
+        }),
+        Err(rejection) => reject(summary, &origin, &rejection, notes),
+    }
+}
+
+fn reject(
+    summary: &mut Summary,
+    origin: &At<'_>,
+    rejection: &Rejection,
+    notes: &mut dyn Write,
+) -> io::Result<()> {
+    let count = summary.rejected.entry(rejection.reason).or_default();
+    *count += 1;
+    if *count <= REJECTIONS_SHOWN {
+        writeln!(notes, "{origin}: rejected: {rejection}")
+    } else {
+        Ok(())
+    }
 }
 
 /// A record's place: file and line or index.
@@ -246,6 +370,12 @@ pub fn render_summary(summary: &Summary) -> String {
         summary.events_per_second(),
     );
     text.push_str(&format!("duplicates dropped: {}\n", summary.duplicates));
+    if summary.reorder_overflow > 0 {
+        text.push_str(&format!(
+            "reorder buffer full: {} records evaluated before all input was read (raise --reorder-buffer to keep event-time order)\n",
+            summary.reorder_overflow
+        ));
+    }
     if summary.rejected.is_empty() {
         text.push_str("rejected: 0\n");
     } else {

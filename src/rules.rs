@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::RulesConfig;
-use crate::detection::sigma::ruleset::{LoadOptions, RuleFile, RuleSet};
+use crate::detection::sigma::document::LogSource;
+use crate::detection::sigma::ruleset::{CompiledRule, LoadOptions, RuleFile, RuleSet};
 
 /// A rule file of the built-in pack.
 #[derive(Debug, Clone, Copy)]
@@ -174,14 +175,31 @@ pub fn configured_files(
     (files, problems)
 }
 
-/// Loads the rule set configuration asks for.
-pub fn load(config: &RulesConfig, extra: &[PathBuf]) -> (RuleSet, Vec<ReadProblem>) {
+/// Loads the rule set configuration asks for; `max_group_entries` is
+/// `detection.max_group_entries`, which bounds what a correlation can count.
+pub fn load(
+    config: &RulesConfig,
+    max_group_entries: usize,
+    extra: &[PathBuf],
+) -> (RuleSet, Vec<ReadProblem>) {
     let (files, problems) = configured_files(config, extra);
     let options = LoadOptions {
         placeholders: config.placeholders.clone(),
         disabled: config.disabled.iter().cloned().collect(),
+        max_group_entries,
     };
     (RuleSet::load(&files, &options), problems)
+}
+
+/// The rules that no configured source feeds, by their `logsource`: they
+/// will never see an event, which a user should hear about rather than
+/// find out. Rules not evaluated (by status) are left out.
+pub fn unfed<'a>(set: &'a RuleSet, sources: &[LogSource]) -> Vec<&'a CompiledRule> {
+    set.rules
+        .iter()
+        .filter(|r| r.skipped.is_none())
+        .filter(|r| !sources.iter().any(|s| r.meta.logsource.admits(s)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -210,7 +228,7 @@ mod tests {
 
     #[test]
     fn the_builtin_pack_loads_without_errors_and_is_big_enough() {
-        let (set, problems) = load(&builtin_config(), &[]);
+        let (set, problems) = load(&builtin_config(), 1000, &[]);
         assert!(
             problems.is_empty() && set.errors.is_empty(),
             "{problems:?} {:?}",
@@ -253,7 +271,7 @@ mod tests {
     #[test]
     fn every_builtin_rule_has_passing_matching_and_non_matching_tests() {
         let config = builtin_config();
-        let (set, _) = load(&config, &[]);
+        let (set, _) = load(&config, 1000, &[]);
         let set = Arc::new(set);
         let mut files = Vec::new();
         for file in FILES {
@@ -268,7 +286,7 @@ mod tests {
         let reload = |extra: &crate::detection::sigma::detection::Placeholders| {
             let mut config = builtin_config();
             config.placeholders.extend(extra.clone());
-            Arc::new(load(&config, &[]).0)
+            Arc::new(load(&config, 1000, &[]).0)
         };
         let report = ruletest::run(&set, &files, EngineConfig::default(), true, Some(&reload));
         assert!(report.problems.is_empty(), "{:?}", report.problems);

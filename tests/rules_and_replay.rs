@@ -279,3 +279,77 @@ fn docs_rules_md_is_the_current_rule_list() {
         "docs/rules.md is stale: regenerate it with `cloudwarden rules list --config /dev/null --format markdown > docs/rules.md`"
     );
 }
+
+#[test]
+fn replay_puts_files_of_different_regions_in_event_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("denied.yml"),
+        "title: Denied\nid: denied\nname: denied\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  selection:\n    errorCode: AccessDenied\n  condition: selection\n---\ntitle: Denied burst\nid: burst\ncorrelation:\n  type: event_count\n  rules: [denied]\n  group-by: [recipientAccountId]\n  timespan: 5m\n  condition: {gte: 3}\nlevel: high\n",
+    )
+    .unwrap();
+    let event = |id: &str, region: &str, time: &str, denied: bool| {
+        format!(
+            r#"{{"eventTime":"{time}","eventSource":"iam.amazonaws.com","eventName":"GetUser","awsRegion":"{region}","eventID":"{id}","recipientAccountId":"111122223333"{}}}"#,
+            if denied {
+                r#","errorCode":"AccessDenied""#
+            } else {
+                ""
+            }
+        )
+    };
+    // Named as S3 names trail files: the eu-west-1 file (an hour later)
+    // sorts before the us-east-1 one that holds the burst.
+    let later = dir
+        .path()
+        .join("111122223333_CloudTrail_eu-west-1_20261101T1100Z_a.json");
+    let burst = dir
+        .path()
+        .join("111122223333_CloudTrail_us-east-1_20261101T1000Z_b.json");
+    let records = |events: Vec<String>| format!(r#"{{"Records":[{}]}}"#, events.join(","));
+    std::fs::write(
+        &later,
+        records(vec![
+            event("l1", "eu-west-1", "2026-11-01T11:00:00Z", false),
+            event("l2", "eu-west-1", "2026-11-01T11:05:00Z", false),
+        ]),
+    )
+    .unwrap();
+    std::fs::write(
+        &burst,
+        records(vec![
+            event("b1", "us-east-1", "2026-11-01T10:00:00Z", true),
+            event("b2", "us-east-1", "2026-11-01T10:01:00Z", true),
+            event("b3", "us-east-1", "2026-11-01T10:02:00Z", true),
+        ]),
+    )
+    .unwrap();
+    let (_config_dir, config) = no_builtin();
+    let rules = rules.display().to_string();
+    let replay = |files: [&std::path::Path; 2], extra: &[&str]| {
+        let mut args = vec!["replay", "--config", &config, "--rules", &rules];
+        args.extend_from_slice(extra);
+        let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        args.extend(files.iter().map(String::as_str));
+        let output = run(&args, &[]);
+        let (stdout, stderr) = out(&output);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        let bursts = stdout
+            .lines()
+            .filter(|l| l.contains(r#""id":"burst""#))
+            .count();
+        (bursts, stderr)
+    };
+    let (in_name_order, stderr) = replay([&later, &burst], &[]);
+    assert_eq!(in_name_order, 1, "{stderr}");
+    assert!(stderr.contains("0 late events"), "{stderr}");
+    let (in_time_order, _) = replay([&burst, &later], &[]);
+    assert_eq!(in_time_order, 1);
+    // Without the reorder buffer the burst arrives an hour late and is lost:
+    // what the buffer is for.
+    let (unordered, stderr) = replay([&later, &burst], &["--reorder-buffer", "0"]);
+    assert_eq!(unordered, 0, "{stderr}");
+    assert!(stderr.contains("3 late events"), "{stderr}");
+}

@@ -75,10 +75,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "cloudtrail")]
         format: replay::InputFormat,
         /// How late an event may come and still be correlated (default:
-        /// detection.late_allowance). Files replayed together are not sorted
-        /// by time: raise this to correlate across files with far-apart times.
+        /// detection.late_allowance). Records are put in event-time order
+        /// first, within the reorder buffer.
         #[arg(long, value_name = "DURATION")]
         late_allowance: Option<humantime::Duration>,
+        /// MiB of records held to evaluate them in event-time order, whatever
+        /// the order of the files (0: as read). Past it the oldest go first.
+        #[arg(long, value_name = "MIB", default_value_t = 256)]
+        reorder_buffer: usize,
         /// Files to replay (- for standard input).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -224,13 +228,15 @@ pub fn main() -> ExitCode {
             no_builtin,
             format,
             late_allowance,
+            reorder_buffer,
             files,
         } => match load(&config.location()) {
             Ok(mut config) => {
                 if let Some(allowance) = late_allowance {
                     config.detection.late_allowance = allowance.into();
                 }
-                replay::run(&config, &files, &extra, !no_builtin, format)
+                let reorder_bytes = reorder_buffer.saturating_mul(1024 * 1024);
+                replay::run(&config, &files, &extra, !no_builtin, format, reorder_bytes)
             }
             Err(code) => code,
         },
@@ -267,6 +273,15 @@ fn validate(location: &ConfigLocation, strict: bool, online: bool) -> ExitCode {
             String::new()
         },
     );
+    let fed_by: Vec<_> = config.sources.iter().map(|s| s.kind.logsource()).collect();
+    if !fed_by.is_empty() {
+        for rule in crate::rules::unfed(&set, &fed_by) {
+            eprintln!(
+                "cloudwarden: warning: rule {} ({}): no configured source reads events of its logsource ({})",
+                rule.meta.id, rule.origin, rule.meta.logsource
+            );
+        }
+    }
     if strict && failures > 0 {
         eprintln!(
             "cloudwarden: --strict: {} failed to load",

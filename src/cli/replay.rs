@@ -36,6 +36,7 @@ pub fn run(
     extra_rules: &[PathBuf],
     builtin: bool,
     format: InputFormat,
+    reorder_bytes: usize,
 ) -> ExitCode {
     let (set, _) = super::rules::load(config, extra_rules, builtin);
     let mut engine = Engine::new(set, config.engine());
@@ -48,6 +49,7 @@ pub fn run(
         },
         logsource: LogSource::cloudtrail(),
         max_bytes: config.detection.max_event_bytes,
+        reorder_bytes,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -104,11 +106,12 @@ pub fn run(
             let stats = engine.correlation_stats();
             let _ = writeln!(
                 std::io::stderr(),
-                "correlation: {} groups open, {} evicted groups, {} evicted events, {} late events",
+                "correlation: {} groups open, {} evicted groups, {} evicted events, {} late events, {} dated in the future",
                 engine.correlation_groups(),
                 stats.evicted_groups,
                 stats.evicted_entries,
-                stats.late_events
+                stats.late_events,
+                stats.future_events
             );
             ExitCode::SUCCESS
         }

@@ -25,7 +25,7 @@ pub enum ListFormat {
 pub fn load(config: &Config, extra: &[PathBuf], builtin: bool) -> (Arc<RuleSet>, usize) {
     let mut rules_config = config.rules.clone();
     rules_config.builtin &= builtin;
-    let (set, problems) = rules::load(&rules_config, extra);
+    let (set, problems) = rules::load(&rules_config, config.detection.max_group_entries, extra);
     for problem in &problems {
         eprintln!(
             "cloudwarden: {}: {}",
@@ -47,8 +47,12 @@ pub fn load(config: &Config, extra: &[PathBuf], builtin: bool) -> (Arc<RuleSet>,
 pub fn list(config: &Config, paths: &[PathBuf], builtin: bool, format: ListFormat) -> ExitCode {
     let (set, failures) = load(config, paths, builtin);
     let infos = set.infos();
+    // Whether a configured source reads the events of each rule's logsource
+    // (with no source configured, nothing is known and every rule counts as fed).
+    let sources: Vec<_> = config.sources.iter().map(|s| s.kind.logsource()).collect();
+    let fed = |i: &RuleInfo| sources.is_empty() || sources.iter().any(|s| i.logsource.admits(s));
     let text = match format {
-        ListFormat::Table => table(&infos),
+        ListFormat::Table => table(&infos, &fed),
         ListFormat::Markdown => markdown(&infos),
         ListFormat::Json => infos
             .iter()
@@ -56,6 +60,7 @@ pub fn list(config: &Config, paths: &[PathBuf], builtin: bool, format: ListForma
                 serde_json::json!({
                     "id": i.id, "title": i.title, "level": i.level.as_str(), "tags": i.tags,
                     "kind": i.kind, "alerts": i.alerts, "origin": i.origin, "description": i.description,
+                    "logsource": i.logsource.to_string(), "fed": fed(i), "skipped": i.skipped,
                 })
                 .to_string()
                     + "\n"
@@ -70,14 +75,17 @@ pub fn list(config: &Config, paths: &[PathBuf], builtin: bool, format: ListForma
     }
 }
 
-fn table(infos: &[RuleInfo]) -> String {
+fn table(infos: &[RuleInfo], fed: &dyn Fn(&RuleInfo) -> bool) -> String {
     let mut out = String::new();
     for i in infos {
-        let kind = if i.alerts {
-            i.kind.clone()
-        } else {
-            format!("{} (building block)", i.kind)
+        let mut kind = match &i.skipped {
+            Some(why) => format!("{} (not evaluated: {why})", i.kind),
+            None if i.alerts => i.kind.clone(),
+            None => format!("{} (building block)", i.kind),
         };
+        if !fed(i) {
+            kind.push_str(" (no source reads it)");
+        }
         let _ = writeln!(
             out,
             "{:<38} {:<13} {:<30} {}",
@@ -102,10 +110,10 @@ pub fn markdown(infos: &[RuleInfo]) -> String {
     let _ = writeln!(out, "{} rules.\n", infos.len());
     out.push_str("| id | title | level | kind | tags |\n| --- | --- | --- | --- | --- |\n");
     for i in infos {
-        let kind = if i.alerts {
-            i.kind.clone()
-        } else {
-            format!("{} (building block)", i.kind)
+        let kind = match &i.skipped {
+            Some(why) => format!("{} (not evaluated: {why})", i.kind),
+            None if i.alerts => i.kind.clone(),
+            None => format!("{} (building block)", i.kind),
         };
         let _ = writeln!(
             out,
@@ -191,7 +199,7 @@ pub fn test(config: &Config, paths: &[PathBuf], builtin: bool) -> ExitCode {
         let mut rules_config = config.rules.clone();
         rules_config.builtin &= builtin;
         rules_config.placeholders.extend(extra.clone());
-        Arc::new(rules::load(&rules_config, paths).0)
+        Arc::new(rules::load(&rules_config, config.detection.max_group_entries, paths).0)
     };
     let mut report = ruletest::run(
         &set,

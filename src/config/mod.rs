@@ -138,6 +138,8 @@ pub struct DetectionConfig {
     pub max_event_depth: usize,
     /// How late (in event time) an event may arrive and still be correlated.
     pub late_allowance: Duration,
+    /// How far ahead of the clock an event's time may move event time on.
+    pub max_future_skew: Duration,
     /// Groups kept per correlation rule.
     pub max_groups: usize,
     /// Events kept per correlation group.
@@ -158,6 +160,7 @@ impl Config {
                 max_groups: d.max_groups,
                 max_entries: d.max_group_entries,
                 late_allowance_ms: millis(d.late_allowance),
+                max_future_ms: millis(d.max_future_skew),
             },
             dedup: Some((
                 millis(self.pipeline.dedup_window),

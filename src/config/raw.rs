@@ -66,6 +66,7 @@ pub(super) struct RawDetection {
     pub max_event_bytes: Leaf,
     pub max_event_depth: Leaf,
     pub late_allowance: Leaf,
+    pub max_future_skew: Leaf,
     pub max_groups: Leaf,
     pub max_group_entries: Leaf,
 }

@@ -72,6 +72,28 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// Which rules apply to what this source reads, by their `logsource`:
+    /// CloudTrail records, or a log group's lines as configured (every rule
+    /// for JSON and text lines without a `logsource`).
+    pub fn logsource(&self) -> LogSource {
+        match self {
+            SourceKind::CloudWatchLogs {
+                logsource: Some(logsource),
+                ..
+            } => logsource.clone(),
+            SourceKind::CloudWatchLogs {
+                format: RecordFormat::CloudTrail,
+                ..
+            }
+            | SourceKind::CloudTrailLookup { .. }
+            | SourceKind::S3Sqs { .. }
+            | SourceKind::EventBridgeSqs { .. } => LogSource::cloudtrail(),
+            SourceKind::CloudWatchLogs { .. } => LogSource::default(),
+        }
+    }
+}
+
+impl SourceKind {
     /// The `kind` value that selects this source in configuration.
     pub fn name(&self) -> &'static str {
         match self {

@@ -220,10 +220,14 @@ fn detection(c: &mut Checker<'_>, raw: &RawConfig) -> Option<DetectionConfig> {
     let key = k.key("late_allowance");
     let late = c.duration(&key, &r.late_allowance, Duration::ZERO, DAY);
     let late = c.required(&key, late, &r.late_allowance);
+    let key = k.key("max_future_skew");
+    let skew = c.duration(&key, &r.max_future_skew, Duration::ZERO, DAY);
+    let skew = c.required(&key, skew, &r.max_future_skew);
     Some(DetectionConfig {
         max_event_bytes: max_event_bytes?,
         max_event_depth: max_event_depth?,
         late_allowance: late?,
+        max_future_skew: skew?,
         max_groups: max_groups?,
         max_group_entries: max_group_entries?,
     })

@@ -24,7 +24,7 @@ use crate::alerts::sinks::{FileSink, LogSink, Sink, SnsSink};
 use crate::aws::Clients;
 use crate::aws::rate::RateLimits;
 use crate::detection::Engine;
-use crate::detection::stage::{DetectionStage, StageContext};
+use crate::pipeline::stage::{DetectionStage, StageContext};
 use crate::pipeline::{self, EventReceiver, EventSender};
 use crate::sources::SourceContext;
 use crate::sources::api::Aws;
@@ -222,12 +222,22 @@ impl Daemon {
     /// Loads the rules and runs detection on a thread of its own: the engine
     /// is CPU work, kept off the async workers.
     fn spawn_detection(&self, config: &Config, receiver: EventReceiver, pipeline: Pipeline) {
-        let (rules, problems) = crate::rules::load(&config.rules, &[]);
+        let (rules, problems) =
+            crate::rules::load(&config.rules, config.detection.max_group_entries, &[]);
         for problem in &problems {
             tracing::warn!(path = %problem.path.display(), problem = %problem.message, "rule file not loaded");
         }
         for error in &rules.errors {
             tracing::warn!(origin = %error.origin, line = error.line, rule = error.id.as_deref().unwrap_or("-"), problem = %error.message, "rule not loaded");
+        }
+        for warning in &rules.warnings {
+            tracing::warn!(origin = %warning.origin, line = warning.line, rule = warning.id.as_deref().unwrap_or("-"), problem = %warning.message, "rule loaded with a warning");
+        }
+        let fed_by: Vec<_> = config.sources.iter().map(|s| s.kind.logsource()).collect();
+        if !fed_by.is_empty() {
+            for rule in crate::rules::unfed(&rules, &fed_by) {
+                tracing::warn!(rule = %rule.meta.id, logsource = %rule.meta.logsource, origin = %rule.origin, "no configured source reads events of this rule's logsource: it will never match");
+            }
         }
         let detection = &self.metrics.detection;
         detection

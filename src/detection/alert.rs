@@ -111,6 +111,15 @@ pub struct EventDigest {
     /// `sourceIPAddress`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<Arc<str>>,
+    /// `eventSource`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_source: Option<Arc<str>>,
+    /// The account the event happened in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Arc<str>>,
+    /// `awsRegion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Arc<str>>,
 }
 
 /// A detection: what was found, about whom, and the evidence.

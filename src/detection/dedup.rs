@@ -83,12 +83,15 @@ impl Dedup {
     }
 
     /// Records `id` seen at `time_ms`; returns false when it is a duplicate.
-    pub fn first_sighting(&mut self, id: &str, time_ms: i64) -> bool {
+    /// Event time moves the window on at most to `ceiling` (the clock plus
+    /// an allowance), so one record dated in the future cannot expire
+    /// every id at once.
+    pub fn first_sighting(&mut self, id: &str, time_ms: i64, ceiling: i64) -> bool {
         let key = xxh3_128(id.as_bytes());
         if !self.seen.insert(key) {
             return false;
         }
-        self.newest = self.newest.max(time_ms);
+        self.newest = self.newest.max(time_ms.min(ceiling));
         self.order.push_back((key, time_ms));
         if let Some(new) = &mut self.new {
             new.push((key, time_ms));
@@ -154,12 +157,12 @@ mod tests {
     #[test]
     fn duplicates_within_the_window_are_dropped() {
         let mut d = Dedup::new(60_000, 100);
-        assert!(d.first_sighting("a", 0));
-        assert!(!d.first_sighting("a", 0));
-        assert!(d.first_sighting("b", 30_000));
+        assert!(d.first_sighting("a", 0, i64::MAX));
+        assert!(!d.first_sighting("a", 0, i64::MAX));
+        assert!(d.first_sighting("b", 30_000, i64::MAX));
         // a is forgotten once event time moves a window past it.
-        assert!(d.first_sighting("c", 61_000));
-        assert!(d.first_sighting("a", 61_000));
+        assert!(d.first_sighting("c", 61_000, i64::MAX));
+        assert!(d.first_sighting("a", 61_000, i64::MAX));
         assert_eq!(d.evicted(), 0);
     }
 
@@ -167,11 +170,23 @@ mod tests {
     fn the_capacity_bounds_memory_and_counts_early_forgetting() {
         let mut d = Dedup::new(i64::MAX / 4, 10);
         for i in 0..25 {
-            assert!(d.first_sighting(&format!("id{i}"), i));
+            assert!(d.first_sighting(&format!("id{i}"), i, i64::MAX));
         }
         assert_eq!(d.len(), 10);
         assert_eq!(d.evicted(), 15);
-        assert!(!d.first_sighting("id24", 24));
-        assert!(d.first_sighting("id0", 25));
+        assert!(!d.first_sighting("id24", 24, i64::MAX));
+        assert!(d.first_sighting("id0", 25, i64::MAX));
+    }
+
+    #[test]
+    fn a_record_dated_in_the_future_cannot_expire_every_id() {
+        let mut d = Dedup::new(3_600_000, 100);
+        let now = 10_000_000;
+        let ceiling = now + 300_000;
+        assert!(d.first_sighting("a", now, ceiling));
+        // Year 2099: without the ceiling its time would push the window
+        // decades ahead and "a" would be forgotten at the next sighting.
+        assert!(d.first_sighting("future", 4_070_908_800_000, ceiling));
+        assert!(!d.first_sighting("a", now, ceiling));
     }
 }

@@ -179,11 +179,13 @@ impl Engine {
 
     /// Restores a persisted correlation group; false when its rule is gone.
     pub fn restore_group(&mut self, rule_id: &str, key: &str, group: Group) -> bool {
+        self.runtime.set_clock(now_ms());
         self.runtime.restore(rule_id, key, group)
     }
 
     /// Restores the newest event time the correlations had seen.
     pub fn restore_newest_event_time(&mut self, newest: i64) {
+        self.runtime.set_clock(now_ms());
         self.runtime.restore_newest(newest);
     }
 
@@ -199,18 +201,23 @@ impl Engine {
             .map(|r| self.top_keys.table(r))
             .unwrap_or_default();
         let doc = root.as_ref().map(|r| Doc::new(r, &table));
+        // Every event moves event time on, matching or not, so windows
+        // close as time passes; a time far ahead of the clock is clamped.
+        let time = doc
+            .and_then(|d| self.facts.time.first_text(d))
+            .and_then(event::parse_time_ms)
+            .or(input.time_hint_ms);
+        self.runtime.set_clock(now_ms());
+        if let Some(time) = time {
+            self.runtime.note_time(time);
+        }
         if let Some(dedup) = &mut self.dedup {
             // The record's eventID, else the id its source gave it.
             let id = doc
                 .and_then(|d| self.facts.event_id.first_text(d))
                 .or(input.dedup_id);
             if let Some(id) = id {
-                let time = doc
-                    .and_then(|d| self.facts.time.first_text(d))
-                    .and_then(event::parse_time_ms)
-                    .or(input.time_hint_ms)
-                    .unwrap_or(0);
-                if !dedup.first_sighting(id, time) {
+                if !dedup.first_sighting(id, time.unwrap_or(0), self.runtime.ceiling()) {
                     return Ok(Processed {
                         alerts: Vec::new(),
                         duplicate: true,
@@ -230,10 +237,18 @@ impl Engine {
         let mut alerts = Vec::new();
         let mut facts: Option<EventFacts> = None;
         let rules = Arc::clone(&self.rules);
+        let from_trail = input.logsource.service.as_deref() == Some("cloudtrail");
         for &candidate in &candidates {
             let Some(rule) = rules.rules.get(candidate as usize) else {
                 continue;
             };
+            if let (Some(sources), Some(doc), true) = (&rule.event_sources, doc, from_trail) {
+                // A rule about one service's events reads only that service's.
+                let source = self.facts.event_source.first_text(doc).unwrap_or_default();
+                if !sources.iter().any(|s| s.eq_ignore_ascii_case(source)) {
+                    continue;
+                }
+            }
             self.stats.evaluations += 1;
             if !rule.detection.matches(&view, &mut self.scratch)
                 || !rule
@@ -249,17 +264,19 @@ impl Engine {
                 let full = self.facts.complete(facts, doc);
                 alerts.push(match_alert(rule, &full, doc, input));
             }
-            for &(corr, slot) in &rule.consumers {
-                self.feed(corr, slot, doc, facts, input, &mut alerts);
+            if let Some(doc) = doc {
+                let time = facts.time_ms.or(input.time_hint_ms).unwrap_or_else(now_ms);
+                let digest = digest(facts);
+                for &target in &rule.consumers {
+                    self.feed(target, doc, (time, false), &digest, input, &mut alerts);
+                }
             }
         }
         self.candidates = candidates;
-        // Windows judged at their end close as event time moves on.
+        // Windows judged at their end close as event time moves on; what
+        // they say is about their own events, not this one.
         let fires = self.runtime.advance();
-        if !fires.is_empty() {
-            let facts = facts.unwrap_or_else(|| self.facts.read(doc));
-            self.handle_fires(fires, doc, &facts, input, &mut alerts);
-        }
+        self.handle_fires(fires, input, &mut alerts);
         Ok(Processed {
             alerts,
             duplicate: false,
@@ -268,8 +285,7 @@ impl Engine {
 
     /// Judges every open window as if time had run out: the end of a replay.
     pub fn finish(&mut self) -> Vec<Alert> {
-        self.runtime.restore_newest(i64::MAX / 2);
-        let fires = self.runtime.advance();
+        let fires = self.runtime.finish();
         let mut alerts = Vec::new();
         let logsource = LogSource::default();
         let input = EventInput {
@@ -281,7 +297,7 @@ impl Engine {
             time_hint_ms: None,
             dedup_id: None,
         };
-        self.handle_fires(fires, None, &EventFacts::default(), &input, &mut alerts);
+        self.handle_fires(fires, &input, &mut alerts);
         alerts
     }
 
@@ -294,7 +310,7 @@ impl Engine {
             .rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.meta.logsource.admits(logsource))
+            .filter(|(_, r)| r.skipped.is_none() && r.meta.logsource.admits(logsource))
             .filter_map(|(i, r)| Some((u32::try_from(i).ok()?, r.detection.required_values())))
             .collect();
         self.indexes
@@ -302,13 +318,15 @@ impl Engine {
         self.indexes.len() - 1
     }
 
-    /// Feeds a match to input `slot` of correlation `corr`, and what fires onwards.
+    /// Feeds a match to input `slot` of correlation `corr`, and what fires
+    /// onwards. `doc` is the matching event, or for a correlation that
+    /// consumes another, the group values of the inner one's result.
     fn feed(
         &mut self,
-        corr: usize,
-        slot: usize,
-        root: Option<Doc<'_>>,
-        facts: &EventFacts,
+        (corr, slot): (usize, usize),
+        doc: Doc<'_>,
+        (time, derived): (i64, bool),
+        digest: &EventDigest,
         input: &EventInput<'_>,
         alerts: &mut Vec<Alert>,
     ) {
@@ -319,22 +337,25 @@ impl Engine {
         let Some(spec) = rule.inputs.get(slot) else {
             return;
         };
-        let Some(root) = root else {
-            return;
-        };
         let mut group = Vec::with_capacity(spec.group_fields.len());
         for field in &spec.group_fields {
-            match field.first_text(root) {
-                Some(value) => group.push(value.to_owned()),
+            // Numbers and booleans group as JSON writes them.
+            let mut value = None;
+            field.any(doc, &mut |v| {
+                value = super::sigma::field::text_of(v, &mut self.scratch).map(str::to_owned);
+                value.is_some()
+            });
+            match value {
+                Some(value) => group.push(value),
                 None => {
-                    self.runtime_missing_group_field();
+                    self.runtime.count_missing_group_field();
                     return;
                 }
             }
         }
         let mut values = Vec::new();
         if let Some(field) = &spec.value_field {
-            field.any(root, &mut |v| {
+            field.any(doc, &mut |v| {
                 if let Some(text) = super::sigma::field::text_of(v, &mut self.scratch) {
                     values.push(text.to_owned());
                 }
@@ -342,44 +363,55 @@ impl Engine {
                 false
             });
         }
-        let time = facts.time_ms.or(input.time_hint_ms).unwrap_or_else(now_ms);
         let observation = Observation {
             time,
             group,
             values,
-            digest: digest(facts),
+            digest: digest.clone(),
+            derived,
         };
         let fires = self.runtime.observe(corr, slot, observation);
-        self.handle_fires(fires, Some(root), facts, input, alerts);
+        self.handle_fires(fires, input, alerts);
     }
 
-    fn runtime_missing_group_field(&mut self) {
-        // Counted on the runtime so that stats stay in one place.
-        self.runtime.count_missing_group_field();
-    }
-
-    fn handle_fires(
-        &mut self,
-        fires: Vec<Fire>,
-        root: Option<Doc<'_>>,
-        facts: &EventFacts,
-        input: &EventInput<'_>,
-        alerts: &mut Vec<Alert>,
-    ) {
+    fn handle_fires(&mut self, fires: Vec<Fire>, input: &EventInput<'_>, alerts: &mut Vec<Alert>) {
         let rules = Arc::clone(&self.rules);
         for fire in fires {
             let Some(rule) = rules.correlations.get(fire.rule) else {
                 continue;
             };
             if rule.alerts {
-                let full = self.facts.complete(facts, root);
-                alerts.push(correlation_alert(rule, &fire, &full, input));
+                alerts.push(correlation_alert(rule, &fire, input));
             }
-            for &(outer, slot) in &rule.consumers {
-                self.feed(outer, slot, root, facts, input, alerts);
+            if rule.consumers.is_empty() {
+                continue;
+            }
+            // An outer correlation groups by the inner one's group-by fields,
+            // whose values are the fired group's, whichever event is at hand.
+            let values = group_object(&rule.group_by, &fire.group);
+            let last = fire.digests.last().cloned().unwrap_or_default();
+            for &target in &rule.consumers {
+                self.feed(
+                    target,
+                    Doc::plain(&values),
+                    (fire.verdict.span.1, true),
+                    &last,
+                    input,
+                    alerts,
+                );
             }
         }
     }
+}
+
+/// `{"field": "value", ...}` of a correlation's group, for the correlations
+/// that consume its results.
+fn group_object(names: &[String], values: &[String]) -> sonic_rs::Value {
+    let mut object = sonic_rs::Object::new();
+    for (name, value) in names.iter().zip(values) {
+        object.insert(name, value.as_str());
+    }
+    sonic_rs::Value::from(object)
 }
 
 /// The fields alerts, dedup and correlations read from every record,
@@ -427,7 +459,7 @@ impl FactPaths {
     }
 
     /// What correlations need of every matching event: id, time, name,
-    /// principal and source address.
+    /// principal, source address, service, account and Region.
     fn read(&self, doc: Option<Doc<'_>>) -> EventFacts {
         let Some(doc) = doc else {
             return EventFacts::default();
@@ -445,7 +477,10 @@ impl FactPaths {
                 .find_map(|p| p.first_text(doc).filter(|s| !s.is_empty()))
                 .map(Arc::from),
             source_ip: text(&self.source_ip),
-            ..EventFacts::default()
+            event_source: text(&self.event_source),
+            account: text(&self.account).or_else(|| text(&self.identity_account)),
+            region: text(&self.region),
+            user_agent: None,
         }
     }
 
@@ -456,9 +491,6 @@ impl FactPaths {
         };
         let text = |p: &FieldPath| p.first_text(doc).map(Arc::from);
         EventFacts {
-            event_source: text(&self.event_source),
-            account: text(&self.account).or_else(|| text(&self.identity_account)),
-            region: text(&self.region),
             user_agent: text(&self.user_agent),
             ..facts.clone()
         }
@@ -488,6 +520,9 @@ fn digest(facts: &EventFacts) -> EventDigest {
         event_name: facts.event_name.clone(),
         principal: facts.principal.clone(),
         source_ip: facts.source_ip.clone(),
+        event_source: facts.event_source.clone(),
+        account: facts.account.clone(),
+        region: facts.region.clone(),
     }
 }
 
@@ -570,7 +605,6 @@ fn match_alert(
 fn correlation_alert(
     rule: &correlation::CorrelationRule,
     fire: &Fire,
-    facts: &EventFacts,
     input: &EventInput<'_>,
 ) -> Alert {
     let group = rule
@@ -580,7 +614,11 @@ fn correlation_alert(
         .zip(fire.group.iter().cloned())
         .collect();
     let parts: Vec<Option<&str>> = fire.group.iter().map(|g| Some(g.as_str())).collect();
+    // Everything the alert says about the events comes from the group's own
+    // digests: a window that closed as time moved on was closed by some
+    // other event, which says nothing about this group.
     let last = fire.digests.last();
+    let from_last = |f: fn(&EventDigest) -> &Option<Arc<str>>| last.and_then(|d| f(d).clone());
     Alert {
         id: None,
         rule: alert_rule(&rule.meta),
@@ -594,19 +632,20 @@ fn correlation_alert(
             last_event_time: format_time_ms(fire.verdict.span.1),
             events_seen: fire.seen,
         }),
-        event_time: last
-            .and_then(|d| d.event_time.clone())
-            .or_else(|| facts.time_text.clone()),
-        event_id: last.and_then(|d| d.event_id.clone()),
-        event_source: facts.event_source.clone(),
-        event_name: last.and_then(|d| d.event_name.clone()),
-        principal: last.and_then(|d| d.principal.clone()),
-        account: facts.account.clone(),
-        region: facts.region.clone(),
-        source_ip: last.and_then(|d| d.source_ip.clone()),
-        user_agent: facts.user_agent.clone(),
-        source: input.source.map(str::to_owned),
-        origin: input.origin.map(ToString::to_string),
+        event_time: from_last(|d| &d.event_time)
+            .or_else(|| format_time_ms(fire.verdict.span.1).map(Arc::from)),
+        event_id: from_last(|d| &d.event_id),
+        event_source: from_last(|d| &d.event_source),
+        event_name: from_last(|d| &d.event_name),
+        principal: from_last(|d| &d.principal),
+        account: from_last(|d| &d.account),
+        region: from_last(|d| &d.region),
+        source_ip: from_last(|d| &d.source_ip),
+        user_agent: None,
+        // The source and place are the triggering event's only when an
+        // arriving event made the condition hold.
+        source: input.source.filter(|_| fire.early).map(str::to_owned),
+        origin: input.origin.filter(|_| fire.early).map(ToString::to_string),
         dedup_key: dedup_key(&rule.meta.id, &parts),
         events: Vec::new(),
         correlated_events: fire.digests.clone(),

@@ -8,7 +8,6 @@
 //!   computation, so it can be tested, benchmarked and fuzzed alone.
 //! - [`event`] parses records within limits and says why one is rejected.
 //! - [`alert`] is the Alert model every later stage shares.
-//! - [`stage`] runs the engine inside the daemon's pipeline.
 //! - [`level`] is Sigma's severity scale.
 
 pub mod alert;
@@ -19,7 +18,6 @@ pub mod event;
 pub mod level;
 pub mod ruletest;
 pub mod sigma;
-pub mod stage;
 
 pub use alert::Alert;
 pub use engine::{Engine, EngineConfig, EventInput};

@@ -26,7 +26,6 @@ use std::sync::Arc;
 pub use context::{SourceContext, SourceError};
 
 use crate::config::{Config, SourceConfig, SourceKind};
-use crate::detection::sigma::document::LogSource;
 
 /// Starts the source described by `config` on `ctx`, reading through `api`.
 /// `home` is the Region the AWS SDK resolved, where a source that names
@@ -43,6 +42,7 @@ pub async fn run<A>(
     let interval = source
         .interval
         .unwrap_or(std::time::Duration::from_secs(60));
+    let logsource = source.kind.logsource();
     match source.kind {
         SourceKind::CloudTrailLookup {
             regions,
@@ -69,13 +69,8 @@ pub async fn run<A>(
             format,
             lookback,
             region,
-            logsource,
+            logsource: _,
         } => {
-            let logsource = match (logsource, format) {
-                (Some(l), _) => l,
-                (None, crate::config::RecordFormat::CloudTrail) => LogSource::cloudtrail(),
-                (None, _) => LogSource::default(),
-            };
             let settings = cloudwatch_logs::Settings {
                 region: region.unwrap_or(home),
                 groups: log_group,

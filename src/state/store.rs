@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::StateError;
-use super::tables::{CHECKPOINTS, META, RECORDS, SCHEMA_VERSION, millis};
+use super::tables::{CHECKPOINTS, META, RECORDS, SCHEMA_VERSION, decode, millis};
 use super::txn::WriteTxn;
 use crate::telemetry::metrics::StateMetrics;
 
@@ -273,14 +273,6 @@ impl StateStore {
         }
         Ok(purged)
     }
-}
-
-pub(super) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StateError> {
-    serde_json::from_slice(bytes).map_err(|source| StateError::Codec {
-        key: key.to_owned(),
-        action: "decoded",
-        source,
-    })
 }
 
 /// Maps redb's open errors to the three a user can act on: locked, corrupt, I/O.

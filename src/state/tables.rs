@@ -1,8 +1,14 @@
-//! The tables of the state file and how times are stored in them.
+//! The tables of the state file and how times and values are stored in them.
+//!
+//! Both the store and its transactions read values through [`decode`], so
+//! neither needs the other to know the encoding.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redb::TableDefinition;
+use serde::de::DeserializeOwned;
+
+use super::StateError;
 
 /// The schema version this build writes; a file with a newer one is refused.
 pub(super) const SCHEMA_VERSION: u64 = 1;
@@ -24,4 +30,13 @@ pub(super) const EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinitio
 pub(super) fn millis(time: SystemTime) -> u64 {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Reads a stored JSON value; `key` names it in the error.
+pub(super) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StateError> {
+    serde_json::from_slice(bytes).map_err(|source| StateError::Codec {
+        key: key.to_owned(),
+        action: "decoded",
+        source,
+    })
 }

@@ -7,9 +7,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::StateError;
-use super::tables::{CHECKPOINTS, EXPIRY, RECORDS, millis};
+use super::tables::{CHECKPOINTS, EXPIRY, RECORDS, decode, millis};
 
-/// Changes staged in one transaction; [`super::StateStore::write`] commits them.
+/// Changes staged in one transaction; `StateStore::write` commits them.
 pub struct WriteTxn {
     pub(super) inner: redb::WriteTransaction,
 }
@@ -81,7 +81,7 @@ impl WriteTxn {
             return Ok(None);
         };
         let (expiry, bytes) = entry.value();
-        Ok(Some((super::store::decode(key, bytes)?, expiry)))
+        Ok(Some((decode(key, bytes)?, expiry)))
     }
 
     /// Every record of `namespace` as this transaction sees it, in key
@@ -105,7 +105,7 @@ impl WriteTxn {
             if ns != namespace || out.len() >= limit {
                 break;
             }
-            out.push((key.to_owned(), super::store::decode(key, v.value().1)?));
+            out.push((key.to_owned(), decode(key, v.value().1)?));
         }
         Ok(out)
     }

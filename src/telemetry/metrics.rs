@@ -59,6 +59,8 @@ pub struct DetectionMetrics {
     pub correlation_evictions: IntCounterVec,
     /// Events too late to correlate.
     pub correlation_late: IntCounter,
+    /// Events dated beyond the clock plus detection.max_future_skew.
+    pub events_future: IntCounter,
     /// eventIDs remembered for dedup.
     pub dedup_ids: IntGauge,
     /// eventIDs forgotten before their window ended, at the capacity bound.
@@ -255,6 +257,10 @@ impl Metrics {
                 correlation_late: r.counter(
                     "cloudwarden_correlation_late_events_total",
                     "Events older than the newest event time minus detection.late_allowance, not correlated.",
+                )?,
+                events_future: r.counter(
+                    "cloudwarden_events_future_total",
+                    "Events dated further ahead of the clock than detection.max_future_skew; they move event time only that far.",
                 )?,
                 dedup_ids: r.gauge("cloudwarden_dedup_ids", "eventIDs remembered to drop duplicates.")?,
                 dedup_evictions: r.counter(

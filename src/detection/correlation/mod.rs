@@ -33,6 +33,10 @@ pub struct Limits {
     pub max_entries: usize,
     /// How far behind the newest event time an event may be and still count, in ms.
     pub late_allowance_ms: i64,
+    /// How far ahead of the clock an event time may move the newest event
+    /// time, in ms: a record dated in the future must not make every later
+    /// event "late".
+    pub max_future_ms: i64,
 }
 
 impl Default for Limits {
@@ -40,7 +44,8 @@ impl Default for Limits {
         Limits {
             max_groups: 10_000,
             max_entries: 1_000,
-            late_allowance_ms: 15 * 60 * 1000,
+            late_allowance_ms: 20 * 60 * 1000,
+            max_future_ms: 5 * 60 * 1000,
         }
     }
 }
@@ -56,6 +61,11 @@ pub struct Stats {
     pub late_events: u64,
     /// Matches not correlated because a group-by field was missing.
     pub missing_group_field: u64,
+    /// Matches of a value_count correlation without the counted field.
+    pub missing_value: u64,
+    /// Events dated further ahead of the clock than `max_future_ms`: their
+    /// time did not move the newest event time past that.
+    pub future_events: u64,
 }
 
 /// One rule a correlation refers to, as the correlation reads its events.
@@ -148,6 +158,10 @@ pub struct Observation {
     pub values: Vec<String>,
     /// A summary of the event for the alert.
     pub digest: EventDigest,
+    /// The result of another correlation rather than an event: it comes
+    /// when that correlation's window closes, after the watermark passed
+    /// it, so it is never late.
+    pub derived: bool,
 }
 
 /// A correlation that fired.
@@ -159,10 +173,13 @@ pub struct Fire {
     pub group: Vec<String>,
     /// What the condition measured, and when.
     pub verdict: Verdict,
-    /// Events the group saw in its window.
+    /// Events of the group between the first and the last that made the verdict.
     pub seen: u64,
     /// Some of those events.
     pub digests: Vec<EventDigest>,
+    /// Whether an arriving event made the condition hold (else its window
+    /// closed as event time moved on, and no event of the group was at hand).
+    pub early: bool,
 }
 
 /// A change to persist: a group's state, or its removal.
@@ -192,6 +209,8 @@ pub struct Runtime {
     states: Vec<RuleState>,
     limits: Limits,
     newest: i64,
+    /// The clock plus `max_future_ms`, as the caller last said.
+    ceiling: i64,
     seq: u64,
     stats: Stats,
     /// Groups changed since the last [`Runtime::take_changes`], when tracked.
@@ -208,6 +227,7 @@ impl Runtime {
             states,
             limits,
             newest: i64::MIN,
+            ceiling: i64::MAX,
             seq: 0,
             stats: Stats::default(),
             dirty: HashSet::new(),
@@ -254,6 +274,34 @@ impl Runtime {
         self.newest.saturating_sub(self.limits.late_allowance_ms)
     }
 
+    /// Tells the runtime the clock (ms), which bounds how far a record dated
+    /// in the future can move event time.
+    pub fn set_clock(&mut self, now: i64) {
+        self.ceiling = now.saturating_add(self.limits.max_future_ms);
+    }
+
+    /// The latest event time that may move time on (the clock plus
+    /// `max_future_ms`), for other state that follows event time.
+    pub fn ceiling(&self) -> i64 {
+        self.ceiling
+    }
+
+    /// Moves event time on to `time`, the time of an event that may match
+    /// nothing: windows close as time passes, whichever events show it.
+    /// Returns false (and counts it) when the time is beyond the clock's
+    /// allowance and was clamped.
+    pub fn note_time(&mut self, time: i64) -> bool {
+        let clamped = time.min(self.ceiling);
+        if clamped > self.newest {
+            self.newest = clamped;
+        }
+        if time > self.ceiling {
+            self.stats.future_events += 1;
+            return false;
+        }
+        true
+    }
+
     /// Feeds one event matched by input `input` of correlation `rule`.
     pub fn observe(&mut self, rule: usize, input: usize, obs: Observation) -> Vec<Fire> {
         let mut fires = Vec::new();
@@ -261,12 +309,20 @@ impl Runtime {
         let Some(spec) = rules.get(rule).map(|r| &r.spec) else {
             return fires;
         };
-        if obs.time < self.watermark() {
+        if !obs.derived && obs.time < self.watermark() {
             self.stats.late_events += 1;
             return fires;
         }
-        if obs.time > self.newest {
-            self.newest = obs.time;
+        let clamped = obs.time.min(self.ceiling);
+        if clamped > self.newest {
+            self.newest = clamped;
+        }
+        if spec.kind == CorrelationType::ValueCount && obs.values.is_empty() {
+            // A missing field is no value: it can neither add to a distinct
+            // count nor, by its absence, be counted as one.
+            self.stats.missing_value += 1;
+            fires.extend(self.advance());
+            return fires;
         }
         let key: &[String] = &obs.group;
         let input = u16::try_from(input).unwrap_or(u16::MAX);
@@ -279,6 +335,7 @@ impl Runtime {
                 time: obs.time,
                 input,
                 value: Some(value),
+                more: false,
             })
             .collect();
         if entries.is_empty() {
@@ -286,39 +343,35 @@ impl Runtime {
                 time: obs.time,
                 input,
                 value: None,
+                more: false,
             });
         }
-        let first_time = obs.time;
-        if !spec.fires_early() {
-            // A window judged at its end: an event past it closes it first.
-            let past_end = self.states[rule]
-                .groups
-                .get(key)
-                .and_then(|(_, g)| g.window_start)
-                .is_some_and(|start| obs.time >= start.saturating_add(spec.timespan));
-            if past_end {
-                fires.extend(self.close(rule, key));
+        let early = spec.fires_early();
+        if !early {
+            // The group's closing slot moves with its sequence number (and
+            // with its start, when an earlier event arrives late).
+            if let Some((
+                seq,
+                Group {
+                    window_start: Some(start),
+                    ..
+                },
+            )) = self.states[rule].groups.get(key)
+            {
+                let slot = (start.saturating_add(spec.timespan), *seq);
+                self.states[rule].closing.remove(&slot);
             }
         }
-        let horizon = self.watermark().saturating_sub(spec.timespan);
+        // A derived observation comes after the watermark passed its time:
+        // entries are kept from its own time back, not the watermark's.
+        let horizon = if obs.derived {
+            obs.time.min(self.watermark())
+        } else {
+            self.watermark()
+        }
+        .saturating_sub(spec.timespan);
         let max_entries = self.limits.max_entries;
-        // The group's closing slot moves with its sequence number.
-        if let Some((
-            seq,
-            Group {
-                window_start: Some(start),
-                ..
-            },
-        )) = self.states[rule].groups.get(key)
-        {
-            let slot = (start.saturating_add(spec.timespan), *seq);
-            self.states[rule].closing.remove(&slot);
-        }
         let (shared, group) = self.touch(rule, key);
-        if group.window_start.is_none() && !spec.fires_early() {
-            group.window_start = Some(first_time);
-        }
-        let start = group.window_start;
         let distinct = spec.kind == CorrelationType::ValueCount;
         let per_input = matches!(
             spec.kind,
@@ -331,21 +384,27 @@ impl Runtime {
             // One event, one digest and one count in `seen`.
             dropped += group.insert(entry, digest.take(), max_entries, distinct, per_input);
         }
-        if spec.fires_early() {
+        let verdict = if early {
             group.expire(horizon);
-        }
-        let verdict = if spec.fires_early() {
             group.check_early(spec)
         } else {
+            // A window starts at the earliest event it holds.
+            let start = group.window_start.map_or(obs.time, |s| s.min(obs.time));
+            group.window_start = Some(start);
             None
         };
         self.stats.evicted_entries += dropped as u64;
-        if let (false, Some(start)) = (spec.fires_early(), start) {
-            let seq = self.states[rule].groups.get(key).map_or(0, |(s, _)| *s);
-            self.states[rule].closing.insert(
-                (start.saturating_add(spec.timespan), seq),
-                Arc::clone(&shared),
-            );
+        if !early {
+            let (seq, start) = self.states[rule]
+                .groups
+                .get(key)
+                .map_or((0, None), |(s, g)| (*s, g.window_start));
+            if let Some(start) = start {
+                self.states[rule].closing.insert(
+                    (start.saturating_add(spec.timespan), seq),
+                    Arc::clone(&shared),
+                );
+            }
         }
         if let Some(verdict) = verdict {
             fires.push(self.fire(rule, key, verdict));
@@ -380,30 +439,54 @@ impl Runtime {
         fires
     }
 
-    /// Judges and removes a group's window.
-    fn close(&mut self, rule: usize, key: &[String]) -> Option<Fire> {
-        let spec = &self.rules[rule].spec;
-        let verdict = self.states[rule]
-            .groups
-            .get(key)
-            .and_then(|(_, g)| g.check_window(spec));
-        match verdict {
-            Some(verdict) => Some(self.fire(rule, key, verdict)),
+    /// Judges a group's window on the events in it, and keeps the events
+    /// of later windows that arrived before this one closed.
+    fn close(&mut self, rule: usize, key: &Key) -> Option<Fire> {
+        let rules = Arc::clone(&self.rules);
+        let spec = &rules.get(rule)?.spec;
+        let (seq, group) = self.states[rule].groups.get_mut(key)?;
+        let seq = *seq;
+        let start = group.window_start?;
+        let end = start.saturating_add(spec.timespan);
+        let verdict = group.check_window(spec, start, end);
+        let evidence = verdict.as_ref().map(|v| group.evidence(v.span.0, v.span.1));
+        let next = group
+            .drain_until(end)
+            .then_some(group.window_start)
+            .flatten();
+        match next {
+            Some(next) => {
+                self.states[rule]
+                    .closing
+                    .insert((next.saturating_add(spec.timespan), seq), Arc::clone(key));
+                self.mark(rule, Arc::clone(key));
+            }
             None => {
                 self.remove(rule, key);
-                None
             }
         }
+        let (verdict, (seen, digests)) = verdict.zip(evidence)?;
+        Some(Fire {
+            rule,
+            group: key.to_vec(),
+            verdict,
+            seen,
+            digests,
+            early: false,
+        })
     }
 
+    /// A condition that held as an event arrived: the group starts over.
     fn fire(&mut self, rule: usize, key: &[String], verdict: Verdict) -> Fire {
         let group = self.remove(rule, key).unwrap_or_default();
+        let (seen, digests) = group.evidence(verdict.span.0, verdict.span.1);
         Fire {
             rule,
             group: key.to_vec(),
             verdict,
-            seen: group.seen,
-            digests: group.digests,
+            seen,
+            digests,
+            early: true,
         }
     }
 
@@ -489,7 +572,7 @@ impl Runtime {
             return false;
         };
         if let Some(last) = group.entries.last() {
-            self.newest = self.newest.max(last.time);
+            self.newest = self.newest.max(last.time.min(self.ceiling));
         }
         let start = group.window_start;
         let timespan = self.rules[rule].spec.timespan;
@@ -512,9 +595,17 @@ impl Runtime {
         self.stats.missing_group_field += 1;
     }
 
-    /// Sets the newest event time seen, restored from the state store.
+    /// Sets the newest event time seen, restored from the state store;
+    /// a time beyond the clock's allowance (saved by an older version, or
+    /// under a wrong clock) is clamped.
     pub fn restore_newest(&mut self, newest: i64) {
-        self.newest = self.newest.max(newest);
+        self.newest = self.newest.max(newest.min(self.ceiling));
+    }
+
+    /// Judges every open window as if time had run out: the end of a replay.
+    pub fn finish(&mut self) -> Vec<Fire> {
+        self.newest = i64::MAX / 2;
+        self.advance()
     }
 }
 

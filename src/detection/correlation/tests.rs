@@ -59,6 +59,7 @@ fn obs(time: i64, user: &str) -> Observation {
         group: vec![user.to_owned()],
         values: Vec::new(),
         digest: EventDigest::default(),
+        derived: false,
     }
 }
 

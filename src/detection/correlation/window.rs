@@ -32,6 +32,10 @@ pub struct Entry {
     pub input: u16,
     /// The `condition.field` value (value_count, value_sum, value_avg).
     pub value: Option<String>,
+    /// Another value of an event that already has an entry (a list field):
+    /// counted as a value, not as an event.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
 }
 
 /// The state of one group of one correlation rule.
@@ -39,10 +43,15 @@ pub struct Entry {
 pub struct Group {
     /// Observations, sorted by time.
     pub entries: Vec<Entry>,
-    /// Events seen in the current window, for the alert.
+    /// Events among the entries (entries that are not `more`).
     pub seen: u64,
-    /// Event digests for the alert: the first few and the newest few.
+    /// Event digests for the alert, sorted by time: the earliest few and
+    /// the latest few.
     pub digests: Vec<EventDigest>,
+    /// The event time of each digest, in step with `digests`, so that a
+    /// digest leaves when its event's entries expire.
+    #[serde(default)]
+    pub digest_times: Vec<i64>,
     /// For conditions judged at window end: when the current window started.
     pub window_start: Option<i64>,
 }
@@ -71,38 +80,58 @@ pub struct Spec {
 
 impl Spec {
     /// Whether the condition is judged as events arrive (else at window end).
+    ///
+    /// Counts and sums only grow as events come, so a lower bound that holds
+    /// in some window stays true. An average does not: one large value in a
+    /// window of small ones says nothing until the window is over, so
+    /// `value_avg` is always judged on its whole window.
     pub fn fires_early(&self) -> bool {
-        self.bounds.iter().all(|b| b.monotone())
+        self.kind != CorrelationType::ValueAvg && self.bounds.iter().all(|b| b.monotone())
     }
 
     fn holds(&self, value: f64) -> bool {
         self.bounds.iter().all(|b| b.holds(value))
+    }
+
+    /// The largest count the condition asks for, for kinds that count
+    /// entries (events, distinct values, referenced rules): a group that
+    /// keeps fewer entries than this could never reach it.
+    pub fn counted_threshold(&self) -> Option<f64> {
+        match self.kind {
+            CorrelationType::EventCount | CorrelationType::ValueCount => self
+                .bounds
+                .iter()
+                .map(|b| b.threshold())
+                .fold(None, |max, t| Some(max.map_or(t, |m: f64| m.max(t)))),
+            _ => None,
+        }
     }
 }
 
 impl Group {
     /// Adds an observation, keeping entries sorted and at most `max_entries`
     /// (the oldest go first); returns how many were dropped for the bound.
-    /// For distinct-value counts only the latest time of each value
-    /// matters, so an earlier entry with the same value is replaced.
+    /// With a digest the entry is an event's first, and the digest is kept
+    /// for the alert. For distinct-value counts an entry identical to one
+    /// already kept (same value at the same time) adds nothing to any
+    /// window and is skipped; other repeats are kept, because which window
+    /// a value falls in depends on each of its times.
     pub fn insert(
         &mut self,
-        entry: Entry,
+        mut entry: Entry,
         digest: Option<EventDigest>,
         max_entries: usize,
         distinct: bool,
         per_input: Option<usize>,
     ) -> usize {
-        if let Some(digest) = digest {
-            self.seen += 1;
-            self.keep_digest(digest);
-        }
         if distinct {
-            if let Some(i) = self.entries.iter().position(|e| e.value == entry.value) {
-                if self.entries[i].time >= entry.time {
-                    return 0;
-                }
-                self.entries.remove(i);
+            let from = self.entries.partition_point(|e| e.time < entry.time);
+            let same = self.entries[from..]
+                .iter()
+                .take_while(|e| e.time == entry.time)
+                .any(|e| e.value == entry.value);
+            if same {
+                return 0;
             }
         }
         if let Some(cap) = per_input {
@@ -121,77 +150,135 @@ impl Group {
                 self.entries.remove(same[0]);
             }
         }
+        entry.more = digest.is_none();
+        if let Some(digest) = digest {
+            self.keep_digest(entry.time, digest);
+        }
         let at = self.entries.partition_point(|e| e.time <= entry.time);
         self.entries.insert(at, entry);
         let excess = self.entries.len().saturating_sub(max_entries.max(1));
         self.entries.drain(..excess);
+        self.recount();
         excess
     }
 
-    fn keep_digest(&mut self, digest: EventDigest) {
-        if self.digests.len() < DIGESTS_KEPT {
-            self.digests.push(digest);
-        } else {
-            // Keep the first half as they were; the second half rolls.
+    fn recount(&mut self) {
+        self.seen = self.entries.iter().filter(|e| !e.more).count() as u64;
+    }
+
+    /// Keeps the digests in time order: the earliest half stays, and a new
+    /// digest pushes out the one in the middle, so the alert shows how the
+    /// group began and how it ended.
+    fn keep_digest(&mut self, time: i64, digest: EventDigest) {
+        self.align_digest_times();
+        let at = self.digest_times.partition_point(|t| *t <= time);
+        self.digests.insert(at, digest);
+        self.digest_times.insert(at, time);
+        if self.digests.len() > DIGESTS_KEPT {
             self.digests.remove(DIGESTS_KEPT / 2);
-            self.digests.push(digest);
+            self.digest_times.remove(DIGESTS_KEPT / 2);
         }
     }
 
-    /// Drops entries older than `horizon`: no window that an acceptable
-    /// event could still complete reaches them.
+    /// State saved before digests had times gets times of "long ago", so
+    /// that they leave at the next expiry rather than stay forever.
+    fn align_digest_times(&mut self) {
+        if self.digest_times.len() != self.digests.len() {
+            self.digest_times = vec![i64::MIN; self.digests.len()];
+        }
+    }
+
+    /// Drops entries older than `horizon`, with their events' digests: no
+    /// window that an acceptable event could still complete reaches them.
     pub fn expire(&mut self, horizon: i64) {
         let cut = self.entries.partition_point(|e| e.time < horizon);
+        if cut == 0 {
+            return;
+        }
         self.entries.drain(..cut);
+        self.recount();
+        self.align_digest_times();
+        let cut = self.digest_times.partition_point(|t| *t < horizon);
+        self.digests.drain(..cut);
+        self.digest_times.drain(..cut);
+    }
+
+    /// Events and digests of the events between `from` and `to` (inclusive):
+    /// what an alert about that span may claim.
+    pub fn evidence(&self, from: i64, to: i64) -> (u64, Vec<EventDigest>) {
+        let seen = self
+            .entries
+            .iter()
+            .filter(|e| !e.more && e.time >= from && e.time <= to)
+            .count() as u64;
+        let digests = if self.digest_times.len() == self.digests.len() {
+            self.digests
+                .iter()
+                .zip(&self.digest_times)
+                .filter(|(_, t)| **t >= from && **t <= to)
+                .map(|(d, _)| d.clone())
+                .collect()
+        } else {
+            self.digests.clone()
+        };
+        (seen, digests)
     }
 
     /// Whether any window of the timespan satisfies the condition now.
     pub fn check_early(&self, spec: &Spec) -> Option<Verdict> {
         match spec.kind {
-            // Entries of value_count are distinct by value (see insert), so
-            // counting entries counts values.
-            CorrelationType::EventCount | CorrelationType::ValueCount => {
-                self.sliding(spec, |w| w.count)
-            }
+            CorrelationType::EventCount => self.sliding(spec, |w| w.count),
+            CorrelationType::ValueCount => self.sliding_distinct(spec),
             CorrelationType::ValueSum => self.sliding(spec, |w| w.sum),
-            CorrelationType::ValueAvg => self.sliding(spec, |w| {
-                if w.numbers == 0.0 {
-                    0.0
-                } else {
-                    w.sum / w.numbers
-                }
-            }),
+            // Judged at window end (see `Spec::fires_early`); here for completeness.
+            CorrelationType::ValueAvg => self.check_window(spec, i64::MIN, i64::MAX),
             CorrelationType::Temporal => self.temporal(spec),
             CorrelationType::TemporalOrdered => self.ordered(spec),
         }
     }
 
-    /// The value of the whole current window, for conditions judged at its end.
-    pub fn check_window(&self, spec: &Spec) -> Option<Verdict> {
-        let first = self.entries.first()?.time;
-        let last = self.entries.last()?.time;
+    /// The value of the entries from `start` up to (not including) `end`,
+    /// for conditions judged once a window is over.
+    pub fn check_window(&self, spec: &Spec, start: i64, end: i64) -> Option<Verdict> {
+        let from = self.entries.partition_point(|e| e.time < start);
+        let to = self.entries.partition_point(|e| e.time < end);
+        let window = &self.entries[from..to];
+        let first = window.first()?.time;
+        let last = window.last()?.time;
         let value = match spec.kind {
-            CorrelationType::EventCount => self.entries.len() as f64,
-            CorrelationType::ValueCount => self
-                .entries
+            CorrelationType::EventCount => window.iter().filter(|e| !e.more).count() as f64,
+            CorrelationType::ValueCount => window
                 .iter()
                 .filter_map(|e| e.value.as_deref())
                 .collect::<BTreeSet<_>>()
                 .len() as f64,
-            CorrelationType::ValueSum => sum(&self.entries),
-            CorrelationType::ValueAvg => avg(&self.entries),
-            CorrelationType::Temporal | CorrelationType::TemporalOrdered => {
-                self.entries
-                    .iter()
-                    .map(|e| e.input)
-                    .collect::<BTreeSet<_>>()
-                    .len() as f64
-            }
+            CorrelationType::ValueSum => sum(window),
+            CorrelationType::ValueAvg => avg(window),
+            CorrelationType::Temporal | CorrelationType::TemporalOrdered => window
+                .iter()
+                .map(|e| e.input)
+                .collect::<BTreeSet<_>>()
+                .len()
+                as f64,
         };
         spec.holds(value).then_some(Verdict {
             value,
             span: (first, last),
         })
+    }
+
+    /// Removes the entries before `end` with their digests; returns whether
+    /// entries remain (events of a later window that arrived early).
+    pub fn drain_until(&mut self, end: i64) -> bool {
+        let cut = self.entries.partition_point(|e| e.time < end);
+        self.entries.drain(..cut);
+        self.recount();
+        self.align_digest_times();
+        let cut = self.digest_times.partition_point(|t| *t < end);
+        self.digests.drain(..cut);
+        self.digest_times.drain(..cut);
+        self.window_start = self.entries.first().map(|e| e.time);
+        !self.entries.is_empty()
     }
 
     /// Every window that starts at an entry and lasts the timespan, with
@@ -213,6 +300,38 @@ impl Group {
                 });
             }
             totals.add(&entries[start], -1.0);
+        }
+        None
+    }
+
+    /// Like [`Group::sliding`], counting the distinct values in each window;
+    /// an entry without a value (the field was missing) is never a value.
+    fn sliding_distinct(&self, spec: &Spec) -> Option<Verdict> {
+        let entries = &self.entries;
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        let mut end = 0;
+        for start in 0..entries.len() {
+            while end < entries.len() && entries[end].time - entries[start].time <= spec.timespan {
+                if let Some(value) = entries[end].value.as_deref() {
+                    *counts.entry(value).or_default() += 1;
+                }
+                end += 1;
+            }
+            let value = counts.len() as f64;
+            if spec.holds(value) {
+                return Some(Verdict {
+                    value,
+                    span: (entries[start].time, entries[end - 1].time),
+                });
+            }
+            if let Some(value) = entries[start].value.as_deref() {
+                if let Some(n) = counts.get_mut(value) {
+                    *n -= 1;
+                    if *n == 0 {
+                        counts.remove(value);
+                    }
+                }
+            }
         }
         None
     }
@@ -328,6 +447,8 @@ fn avg(entries: &[Entry]) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn spec(kind: CorrelationType, bounds: Vec<Bound>, inputs: usize) -> Spec {
@@ -355,6 +476,7 @@ mod tests {
                     time: *time,
                     input: *input,
                     value: value.map(str::to_owned),
+                    more: false,
                 },
                 Some(EventDigest::default()),
                 1000,
@@ -479,14 +601,14 @@ mod tests {
         assert!(!s.fires_early());
         assert_eq!(
             group(&[(0, 0, None), (1, 0, None)])
-                .check_window(&s)
+                .check_window(&s, i64::MIN, i64::MAX)
                 .unwrap()
                 .value,
             2.0
         );
         assert!(
             group(&[(0, 0, None), (1, 0, None), (2, 0, None)])
-                .check_window(&s)
+                .check_window(&s, i64::MIN, i64::MAX)
                 .is_none()
         );
     }
@@ -505,6 +627,7 @@ mod tests {
                     time: t,
                     input: 0,
                     value: None,
+                    more: false,
                 },
                 Some(digest),
                 20,
@@ -512,11 +635,89 @@ mod tests {
                 None,
             );
         }
-        assert_eq!((g.entries.len(), dropped, g.seen), (20, 30, 50));
+        // `seen` counts the events the group holds, so it never claims more
+        // than the kept entries can show.
+        assert_eq!((g.entries.len(), dropped, g.seen), (20, 30, 20));
         assert_eq!(g.digests.len(), DIGESTS_KEPT);
         assert_eq!(g.digests[0].event_id.as_deref(), Some("0"));
         assert_eq!(g.digests[DIGESTS_KEPT - 1].event_id.as_deref(), Some("49"));
         g.expire(45);
         assert_eq!(g.entries.first().unwrap().time, 45);
+        assert_eq!(g.seen, 5);
+        // The first events' digests went with their entries.
+        assert!(
+            g.digests
+                .iter()
+                .all(|d| d.event_id.as_deref().unwrap().parse::<i64>().unwrap() >= 45),
+            "{:?}",
+            g.digests
+        );
+    }
+
+    #[test]
+    fn digests_stay_in_time_order_when_events_arrive_out_of_order() {
+        let mut g = Group::default();
+        for t in [30, 10, 20] {
+            g.insert(
+                Entry {
+                    time: t,
+                    input: 0,
+                    value: None,
+                    more: false,
+                },
+                Some(EventDigest {
+                    event_id: Some(t.to_string().into()),
+                    ..EventDigest::default()
+                }),
+                100,
+                false,
+                None,
+            );
+        }
+        let ids: Vec<_> = g
+            .digests
+            .iter()
+            .map(|d| d.event_id.clone().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            ["10".into(), "20".into(), "30".into()] as [Arc<str>; 3]
+        );
+        let (seen, digests) = g.evidence(15, 30);
+        assert_eq!((seen, digests.len()), (2, 2));
+    }
+
+    #[test]
+    fn value_avg_is_judged_on_the_whole_window_not_on_its_newest_value() {
+        let s = spec(CorrelationType::ValueAvg, vec![Bound::Gt(100.0)], 1);
+        assert!(!s.fires_early());
+        let mut items: Vec<(i64, u16, Option<&str>)> = (0..9).map(|t| (t, 0, Some("1"))).collect();
+        items.push((9, 0, Some("500")));
+        let g = group(&items);
+        // (9 + 500) / 10 = 50.9: not over 100, although the newest value is.
+        assert!(g.check_window(&s, 0, 10_000).is_none());
+        assert!(g.check_early(&s).is_none());
+        items.push((10, 0, Some("2000")));
+        let g = group(&items);
+        assert_eq!(g.check_window(&s, 0, 10_000).unwrap().value, 2509.0 / 11.0);
+    }
+
+    #[test]
+    fn value_count_judges_each_value_by_its_own_event_time() {
+        let s = spec(CorrelationType::ValueCount, vec![Bound::Gte(3.0)], 1);
+        // "a" first arrives at 50 s, then its earlier sighting at 0 s; "b"
+        // and "c" are at 5 s and 8 s. The window from 0 s holds a, b and c.
+        let g = distinct(&[
+            (50_000, 0, Some("a")),
+            (5_000, 0, Some("b")),
+            (8_000, 0, Some("c")),
+            (0, 0, Some("a")),
+        ]);
+        let verdict = g.check_early(&s).expect("three values within 10 s");
+        assert_eq!((verdict.value, verdict.span), (3.0, (0, 8_000)));
+        // An entry without a value is never counted as one.
+        let g = distinct(&[(0, 0, Some("a")), (1, 0, None), (2, 0, Some("b"))]);
+        assert!(g.check_early(&s).is_none());
+        assert_eq!(g.check_window(&s, 0, 10_000), None);
     }
 }

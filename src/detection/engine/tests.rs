@@ -232,3 +232,301 @@ fn finish_judges_windows_still_open() {
     assert_eq!(end.len(), 1);
     assert_eq!(end[0].rule.id, "rare");
 }
+
+/// A CloudTrail record with the fields the tests below vary.
+fn ct(id: &str, time: &str, name: &str, extra: &str) -> String {
+    format!(
+        r#"{{"eventTime":"{time}","eventSource":"iam.amazonaws.com","eventName":"{name}","eventID":"{id}","awsRegion":"eu-west-1","recipientAccountId":"111122223333","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/u"}}{extra}}}"#
+    )
+}
+
+fn alert_ids(e: &mut Engine, raw: &str) -> Vec<String> {
+    run(e, raw)
+        .unwrap()
+        .alerts
+        .into_iter()
+        .map(|a| a.rule.id)
+        .collect()
+}
+
+#[test]
+fn events_out_of_order_within_the_allowance_still_correlate() {
+    // Trail files of two Regions: one file's events arrive 18 minutes after
+    // the other's, which the default allowance (20 minutes) puts back in order.
+    let base = "title: Denied\nid: denied\nname: denied\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  selection:\n    errorCode: AccessDenied\n  condition: selection\n";
+    let corr = "title: Denied burst\nid: burst\ncorrelation:\n  type: event_count\n  rules: [denied]\n  group-by: [recipientAccountId]\n  timespan: 5m\n  condition: {gte: 3}\n";
+    let mut e = engine(&[base, corr]);
+    let denied = r#","errorCode":"AccessDenied""#;
+    assert!(alert_ids(&mut e, &ct("a", "2026-11-01T10:20:00Z", "GetUser", "")).is_empty());
+    assert!(alert_ids(&mut e, &ct("b", "2026-11-01T10:02:00Z", "GetUser", denied)).is_empty());
+    assert!(alert_ids(&mut e, &ct("c", "2026-11-01T10:03:00Z", "GetUser", denied)).is_empty());
+    assert_eq!(
+        alert_ids(&mut e, &ct("d", "2026-11-01T10:04:00Z", "GetUser", denied)),
+        ["burst"]
+    );
+    assert_eq!(e.correlation_stats().late_events, 0);
+}
+
+#[test]
+fn group_by_reads_numbers_and_booleans() {
+    let base = "title: Port opened\nid: port\nname: port\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  selection:\n    eventName: AuthorizeSecurityGroupIngress\n  condition: selection\n";
+    let corr = "title: Same port many times\nid: same-port\ncorrelation:\n  type: event_count\n  rules: [port]\n  group-by: [requestParameters.fromPort, requestParameters.public]\n  timespan: 10m\n  condition: {gte: 2}\n";
+    let mut e = engine(&[base, corr]);
+    let extra = r#","requestParameters":{"fromPort":22,"public":true}"#;
+    assert!(
+        alert_ids(
+            &mut e,
+            &ct(
+                "a",
+                "2026-11-01T10:00:00Z",
+                "AuthorizeSecurityGroupIngress",
+                extra
+            )
+        )
+        .is_empty()
+    );
+    let alerts = run(
+        &mut e,
+        &ct(
+            "b",
+            "2026-11-01T10:01:00Z",
+            "AuthorizeSecurityGroupIngress",
+            extra,
+        ),
+    )
+    .unwrap()
+    .alerts;
+    assert_eq!(alerts.len(), 1);
+    let group = &alerts[0].correlation.as_ref().unwrap().group;
+    assert_eq!(group["requestParameters.fromPort"], "22");
+    assert_eq!(group["requestParameters.public"], "true");
+    assert_eq!(e.correlation_stats().missing_group_field, 0);
+}
+
+#[test]
+fn a_window_closed_by_time_speaks_of_its_own_events() {
+    let base = "title: Login\nid: login\nname: login\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  selection:\n    eventName: ConsoleLogin\n  condition: selection\n";
+    let rare = "title: Rare login\nid: rare\ncorrelation:\n  type: event_count\n  rules: [login]\n  group-by: [sourceIPAddress]\n  timespan: 10m\n  condition: {lt: 2}\n";
+    let config = EngineConfig {
+        correlation: correlation::Limits {
+            late_allowance_ms: 0,
+            ..correlation::Limits::default()
+        },
+        ..EngineConfig::default()
+    };
+    let mut e = engine_with(&[base, rare], config);
+    let login = r#"{"eventTime":"2026-11-01T10:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","sourceIPAddress":"198.51.100.4","eventID":"login-1","awsRegion":"us-east-1","recipientAccountId":"111122223333","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice"}}"#;
+    assert!(run(&mut e, login).unwrap().alerts.is_empty());
+    // An unrelated event of another account and Region, an hour later,
+    // moves time on and closes the login's window.
+    let other = r#"{"eventTime":"2026-11-01T11:00:00Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","sourceIPAddress":"192.0.2.1","eventID":"other","awsRegion":"ap-south-1","recipientAccountId":"999999999999","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::999999999999:user/mallory"}}"#;
+    let alerts = run(&mut e, other).unwrap().alerts;
+    assert_eq!(alerts.len(), 1);
+    let a = &alerts[0];
+    assert_eq!(a.rule.id, "rare");
+    assert_eq!(a.event_id.as_deref(), Some("login-1"));
+    assert_eq!(a.account.as_deref(), Some("111122223333"));
+    assert_eq!(a.region.as_deref(), Some("us-east-1"));
+    assert_eq!(
+        a.principal.as_deref(),
+        Some("arn:aws:iam::111122223333:user/alice")
+    );
+    assert_eq!(a.source_ip.as_deref(), Some("198.51.100.4"));
+    assert_eq!(a.origin, None, "not the place of the unrelated event");
+}
+
+#[test]
+fn chained_correlations_group_by_the_inner_groups_also_at_finish() {
+    let base = "title: Login\nid: login\nname: login\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  selection:\n    eventName: ConsoleLogin\n  condition: selection\n";
+    let rare = "title: Rare login\nid: rare\nname: rare\ncorrelation:\n  type: event_count\n  rules: [login]\n  group-by: [sourceIPAddress]\n  timespan: 10m\n  condition: {lt: 2}\n";
+    let outer = "title: Rare logins again\nid: outer\ncorrelation:\n  type: event_count\n  rules: [rare]\n  group-by: [sourceIPAddress]\n  timespan: 1h\n  condition: {gte: 1}\n";
+    let mut e = engine(&[base, rare, outer]);
+    let login = r#"{"eventTime":"2026-11-01T10:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","sourceIPAddress":"198.51.100.4","eventID":"login-1"}"#;
+    assert!(run(&mut e, login).unwrap().alerts.is_empty());
+    let end = e.finish();
+    let outer_alert = end
+        .iter()
+        .find(|a| a.rule.id == "outer")
+        .expect("the outer correlation is fed at finish too");
+    assert_eq!(
+        outer_alert.correlation.as_ref().unwrap().group["sourceIPAddress"],
+        "198.51.100.4"
+    );
+}
+
+#[test]
+fn a_correlation_that_fails_to_load_leaves_its_rules_alerting() {
+    let base = "title: Login\nid: login\nname: login\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  selection:\n    eventName: ConsoleLogin\n  condition: selection\n";
+    let broken = "title: Broken\nid: broken\ncorrelation:\n  type: event_count\n  rules: [login]\n  group-by: [sourceIPAddress]\n  timespan: 10m\n  condition: {gte: 5000}\n";
+    let files: Vec<RuleFile> = [base, broken]
+        .iter()
+        .enumerate()
+        .map(|(i, text)| RuleFile {
+            origin: format!("r{i}.yml"),
+            text: (*text).to_owned(),
+            builtin: false,
+        })
+        .collect();
+    let options = LoadOptions {
+        max_group_entries: 1000,
+        ..LoadOptions::default()
+    };
+    let set = RuleSet::load(&files, &options);
+    assert_eq!(set.errors.len(), 1, "{:?}", set.errors);
+    assert!(
+        set.errors[0].message.contains("max_group_entries"),
+        "{}",
+        set.errors[0]
+    );
+    let mut e = Engine::new(Arc::new(set), EngineConfig::default());
+    let login = r#"{"eventTime":"2026-11-01T10:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","sourceIPAddress":"198.51.100.4","eventID":"login-1"}"#;
+    assert_eq!(alert_ids(&mut e, login), ["login"]);
+}
+
+#[test]
+fn long_indexed_values_reach_their_rule() {
+    let long = format!("arn:aws:iam::111122223333:role/{}", "x".repeat(200));
+    let rule = format!(
+        "title: Long\nid: long\nlogsource: {{product: aws, service: cloudtrail}}\ndetection:\n  selection:\n    userIdentity.arn: '{long}'\n  condition: selection\n"
+    );
+    let mut e = engine(&[&rule]);
+    let raw = format!(
+        r#"{{"eventTime":"2026-11-01T10:00:00Z","eventSource":"iam.amazonaws.com","eventName":"GetUser","eventID":"a","userIdentity":{{"arn":"{long}"}}}}"#
+    );
+    assert_eq!(alert_ids(&mut e, &raw), ["long"]);
+}
+
+#[test]
+fn and_across_selections_on_an_array_field_still_matches() {
+    let rule = "title: Both types\nid: both\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  a:\n    resources.type: AWS::IAM::Role\n  b:\n    resources.type: AWS::IAM::Policy\n  condition: a and b\n";
+    let mut e = engine(&[rule]);
+    let raw = ct(
+        "a",
+        "2026-11-01T10:00:00Z",
+        "AttachRolePolicy",
+        r#","resources":[{"type":"AWS::IAM::Role"},{"type":"AWS::IAM::Policy"}]"#,
+    );
+    assert_eq!(alert_ids(&mut e, &raw), ["both"]);
+}
+
+#[test]
+fn dotted_keys_are_found_beside_an_object_of_their_first_part() {
+    let rule = "title: Errors\nid: errors\ndetection:\n  selection:\n    log.level: error\n  condition: selection\n";
+    let mut e = engine(&[rule]);
+    let logsource = LogSource::default();
+    let raw = r#"{"@timestamp":"2026-11-01T10:00:00Z","log":{"logger":"app"},"log.level":"error","message":"x"}"#;
+    let processed = e
+        .process(&EventInput {
+            raw,
+            format: Format::Json,
+            logsource: &logsource,
+            source: Some("app"),
+            origin: None,
+            time_hint_ms: None,
+            dedup_id: None,
+        })
+        .unwrap();
+    assert_eq!(processed.alerts.len(), 1);
+}
+
+#[test]
+fn keywords_match_values_unescaped_and_never_keys() {
+    let temp =
+        "title: Temp\nid: temp\ndetection:\n  keywords:\n    - 'C:\\Temp'\n  condition: keywords\n";
+    let key =
+        "title: Key\nid: key\ndetection:\n  keywords:\n    - userName\n  condition: keywords\n";
+    let mut e = engine(&[temp, key]);
+    let logsource = LogSource::default();
+    let mut ids = |raw: &str| -> Vec<String> {
+        e.process(&EventInput {
+            raw,
+            format: Format::Json,
+            logsource: &logsource,
+            source: Some("app"),
+            origin: None,
+            time_hint_ms: None,
+            dedup_id: None,
+        })
+        .unwrap()
+        .alerts
+        .into_iter()
+        .map(|a| a.rule.id)
+        .collect()
+    };
+    assert_eq!(
+        ids(r#"{"path":"C:\\Temp\\x.exe","userName":"bob"}"#),
+        ["temp"]
+    );
+    assert_eq!(ids(r#"{"note":"the userName field"}"#), ["key"]);
+}
+
+#[test]
+fn rules_for_one_aws_service_read_that_services_cloudtrail_events() {
+    let rule = "title: Access key made\nid: key-made\nlogsource: {product: aws, service: iam}\ndetection:\n  selection:\n    eventName: CreateAccessKey\n  condition: selection\n";
+    let mut e = engine(&[rule]);
+    let iam = ct("a", "2026-11-01T10:00:00Z", "CreateAccessKey", "");
+    assert_eq!(alert_ids(&mut e, &iam), ["key-made"]);
+    // The same event name from another service is not the rule's.
+    let other = iam
+        .replace("iam.amazonaws.com", "lightsail.amazonaws.com")
+        .replace(r#""eventID":"a""#, r#""eventID":"b""#);
+    assert!(alert_ids(&mut e, &other).is_empty());
+}
+
+#[test]
+fn deprecated_and_unsupported_rules_are_listed_but_not_evaluated() {
+    let old = "title: Old\nid: old\nstatus: deprecated\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  selection:\n    eventName: CreateAccessKey\n  condition: selection\n";
+    let files = [RuleFile {
+        origin: "old.yml".to_owned(),
+        text: old.to_owned(),
+        builtin: false,
+    }];
+    let set = RuleSet::load(&files, &LoadOptions::default());
+    assert!(set.errors.is_empty());
+    assert!(
+        set.warnings
+            .iter()
+            .any(|w| w.message.contains("deprecated"))
+    );
+    let infos = set.infos();
+    assert_eq!(infos[0].skipped.as_deref(), Some("status deprecated"));
+    let mut e = Engine::new(Arc::new(set), EngineConfig::default());
+    assert!(
+        alert_ids(
+            &mut e,
+            &ct("a", "2026-11-01T10:00:00Z", "CreateAccessKey", "")
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn a_record_dated_in_the_future_cannot_blind_correlations() {
+    let base = "title: Denied\nid: denied\nname: denied\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  selection:\n    errorCode: AccessDenied\n  condition: selection\n";
+    let corr = "title: Denied burst\nid: burst\ncorrelation:\n  type: event_count\n  rules: [denied]\n  group-by: [recipientAccountId]\n  timespan: 5m\n  condition: {gte: 12}\n";
+    let mut e = engine_with(
+        &[base, corr],
+        EngineConfig {
+            dedup: Some((3_600_000, 10_000)),
+            ..EngineConfig::default()
+        },
+    );
+    assert!(alert_ids(&mut e, &ct("future", "2099-01-01T00:00:00Z", "GetUser", "")).is_empty());
+    let now = jiff::Timestamp::now();
+    let mut alerts = Vec::new();
+    for i in 0..12 {
+        let time = (now - jiff::SignedDuration::from_secs(60 - i)).to_string();
+        alerts.extend(alert_ids(
+            &mut e,
+            &ct(
+                &format!("d{i}"),
+                &time,
+                "GetUser",
+                r#","errorCode":"AccessDenied""#,
+            ),
+        ));
+    }
+    assert_eq!(alerts, ["burst"]);
+    assert_eq!(e.correlation_stats().future_events, 1);
+    assert_eq!(e.correlation_stats().late_events, 0);
+}

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::IpNet;
-use sonic_rs::{JsonType, JsonValueTrait};
+use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait, Value};
 
 use super::condition::{self, Cond, OfTarget, Quantity};
 use super::field::{Doc, FieldPath, text_of};
@@ -268,11 +268,18 @@ impl Detection {
     }
 }
 
-/// Constraints that all must hold: per field, the values allowed by both.
+/// Constraints that all must hold. When both constrain one field, either
+/// set alone is a sound requirement, and the smaller one is kept. Their
+/// intersection is not: an array field (`resources.type`) can hold one value
+/// of each set, and an empty intersection would hide the rule from every event.
 fn intersect(mut acc: Required, next: Required) -> Required {
     for (field, values) in next {
         match acc.get_mut(&field) {
-            Some(existing) => existing.retain(|v| values.contains(v)),
+            Some(existing) => {
+                if values.len() < existing.len() {
+                    *existing = values;
+                }
+            }
             None => {
                 acc.insert(field, values);
             }
@@ -339,22 +346,63 @@ fn search_matches(search: &Search, event: &EventView<'_>, scratch: &mut String) 
         .any(|conds| conds.iter().all(|c| cond_matches(c, event, scratch)))
 }
 
+/// Calls `visit` with the text of every scalar value under `node` (keys
+/// left out) until it returns `true`; nesting is bounded by the event's own
+/// depth limit, and by this one as a second guard.
+fn any_leaf(
+    node: &Value,
+    depth: usize,
+    scratch: &mut String,
+    visit: &mut dyn FnMut(&[u8]) -> bool,
+) -> bool {
+    const MAX_DEPTH: usize = 256;
+    match node.get_type() {
+        JsonType::Object => {
+            depth < MAX_DEPTH
+                && node.as_object().is_some_and(|object| {
+                    object
+                        .iter()
+                        .any(|(_, v)| any_leaf(v, depth + 1, scratch, visit))
+                })
+        }
+        JsonType::Array => {
+            depth < MAX_DEPTH
+                && node.as_array().is_some_and(|items| {
+                    items.iter().any(|v| any_leaf(v, depth + 1, scratch, visit))
+                })
+        }
+        _ => text_of(node, scratch).is_some_and(|text| visit(text.as_bytes())),
+    }
+}
+
 fn cond_matches(cond: &FieldCond, event: &EventView<'_>, scratch: &mut String) -> bool {
     match &cond.target {
         Target::Raw => match &cond.test {
             FieldTest::Values {
                 tests, all, negate, ..
             } => {
-                let raw = event.raw.as_bytes();
-                let hit = |t: &ValueTest| match t {
-                    ValueTest::Text(set) => set.matches(raw),
-                    ValueTest::Regex(re) => re.is_match(raw),
-                    _ => false,
+                // Keywords search what the event says, not how it is
+                // written: in JSON, each value as its text (unescaped, and
+                // never the keys); a text line as it is.
+                let mut hit = |t: &ValueTest| match event.root {
+                    Some(root) => any_leaf(root.root(), 0, scratch, &mut |text| match t {
+                        ValueTest::Text(set) => set.matches(text),
+                        ValueTest::Regex(re) => re.is_match(text),
+                        _ => false,
+                    }),
+                    None => {
+                        let raw = event.raw.as_bytes();
+                        match t {
+                            ValueTest::Text(set) => set.matches(raw),
+                            ValueTest::Regex(re) => re.is_match(raw),
+                            _ => false,
+                        }
+                    }
                 };
                 let result = if *all {
-                    tests.iter().all(hit)
+                    tests.iter().all(&mut hit)
                 } else {
-                    tests.iter().any(hit)
+                    tests.iter().any(&mut hit)
                 };
                 result != *negate
             }
@@ -557,6 +605,14 @@ fn compile_cond(key: &str, node: &Node, placeholders: &Placeholders) -> Result<F
     if values.is_empty() {
         return Err("an empty list matches nothing; remove the entry or give values".to_owned());
     }
+    if chain.all && values.len() == 1 && !chain.expand {
+        // The specification forbids it: with one value `all` changes nothing,
+        // and it is usually a mistaken attempt to name a field twice.
+        return Err(
+            "all needs a list of values; for one value leave all out, or use a second selection"
+                .to_owned(),
+        );
+    }
     if let Some(nested) = values
         .iter()
         .find(|v| matches!(v.value, Yaml::Seq(_) | Yaml::Map(_)))
@@ -655,6 +711,15 @@ fn values_test(
                 text_groups.push(variants);
             }
             Kind::Regex { i, m, s } => {
+                if chain.expand {
+                    // A placeholder's values are plain values, not regular
+                    // expressions: splicing them into one would change its meaning.
+                    return Err(
+                        "re cannot be combined with expand: write the expression out, \
+                                or match the placeholder with expand alone"
+                            .to_owned(),
+                    );
+                }
                 let pattern = node.scalar_text().ok_or("re needs a string")?;
                 groups.push(vec![ValueTest::regex(&pattern, i, m, s)?]);
             }

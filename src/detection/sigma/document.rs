@@ -20,6 +20,25 @@ pub struct LogSource {
     pub service: Option<String>,
 }
 
+impl std::fmt::Display for LogSource {
+    /// `product: aws, service: iam`, or `any` when it names nothing.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [
+            ("category", &self.category),
+            ("product", &self.product),
+            ("service", &self.service),
+        ]
+        .iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}: {v}")))
+        .collect();
+        if parts.is_empty() {
+            f.write_str("any")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
 impl LogSource {
     /// CloudTrail records: product `aws`, service `cloudtrail`.
     pub fn cloudtrail() -> LogSource {
@@ -30,8 +49,25 @@ impl LogSource {
         }
     }
 
+    /// Whether a filter with this logsource can apply to a rule with
+    /// `rule`'s: no part that both give differs.
+    pub fn compatible(&self, rule: &LogSource) -> bool {
+        let ok = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        ok(&self.category, &rule.category)
+            && ok(&self.product, &rule.product)
+            && (ok(&self.service, &rule.service) || self.service_of(rule) || rule.service_of(self))
+    }
+
     /// Whether a rule declaring `self` applies to events from `events`: each
     /// attribute the rule names must be the events' own, when they have one.
+    ///
+    /// A rule for the CloudTrail events of one AWS service (`product: aws,
+    /// service: iam`) applies to CloudTrail records; the engine then reads
+    /// only those whose `eventSource` is that service's (see
+    /// [`aws_services`](super::aws_services)).
     pub fn admits(&self, events: &LogSource) -> bool {
         let ok = |rule: &Option<String>, event: &Option<String>| match (rule, event) {
             (Some(r), Some(e)) => r == e,
@@ -39,7 +75,28 @@ impl LogSource {
         };
         ok(&self.category, &events.category)
             && ok(&self.product, &events.product)
-            && ok(&self.service, &events.service)
+            && (ok(&self.service, &events.service) || self.service_of(events))
+    }
+
+    /// Whether `self` names an AWS service whose events `events` (CloudTrail) carries.
+    fn service_of(&self, events: &LogSource) -> bool {
+        events.service.as_deref() == Some("cloudtrail")
+            && super::aws_services::is_service_of_trail(
+                self.product.as_deref(),
+                self.service.as_deref(),
+            )
+    }
+
+    /// The event sources a rule with this logsource reads from CloudTrail
+    /// records, when it names one AWS service.
+    pub fn trail_event_sources(&self) -> Option<Vec<String>> {
+        if !super::aws_services::is_service_of_trail(
+            self.product.as_deref(),
+            self.service.as_deref(),
+        ) {
+            return None;
+        }
+        super::aws_services::event_sources(self.service.as_deref()?)
     }
 }
 
@@ -148,6 +205,18 @@ impl Bound {
             Bound::Lte(n) => value <= n,
             Bound::Eq(n) => value == n,
             Bound::Neq(n) => value != n,
+        }
+    }
+
+    /// The number the bound compares with.
+    pub fn threshold(self) -> f64 {
+        match self {
+            Bound::Gt(n)
+            | Bound::Gte(n)
+            | Bound::Lt(n)
+            | Bound::Lte(n)
+            | Bound::Eq(n)
+            | Bound::Neq(n) => n,
         }
     }
 

@@ -197,10 +197,21 @@ impl FieldPath {
         let Some(first) = self.segments.first() else {
             return false;
         };
+        let mut reached = false;
         if let Some(child) = doc.top_level(self.slots[0], first) {
-            return walk(child, &self.segments[1..], 0, flatten, visit);
+            let hit = walk(child, &self.segments[1..], 0, flatten, &mut |v| {
+                reached = true;
+                visit(v)
+            });
+            // Found where the nested path leads: a flat dotted key beside it
+            // is not looked for.
+            if hit || reached {
+                return hit;
+            }
         }
-        // A top-level key that itself contains dots, such as "http.status".
+        // A top-level key that itself contains dots, such as "http.status",
+        // also when an object named like its first part exists ("log" beside
+        // "log.level" in ECS-style logs).
         for n in 2..=self.segments.len() {
             let joined = self.segments[..n].join(".");
             if let Some(child) = doc.top_level(self.slots[n - 1], &joined) {
@@ -243,13 +254,22 @@ fn walk<'v>(
     };
     match node.get_type() {
         JsonType::Object => {
+            if rest.is_empty() {
+                return node
+                    .get(first.as_str())
+                    .is_some_and(|child| walk(child, rest, nesting, flatten, visit));
+            }
             if let Some(child) = node.get(first.as_str()) {
-                return walk(child, rest, nesting, flatten, visit);
+                let mut reached = false;
+                let hit = walk(child, rest, nesting, flatten, &mut |v| {
+                    reached = true;
+                    visit(v)
+                });
+                if hit || reached {
+                    return hit;
+                }
             }
             // A key that itself contains dots, such as "http.status".
-            if rest.is_empty() {
-                return false;
-            }
             let mut joined = first.clone();
             for (i, next) in rest.iter().enumerate() {
                 joined.push('.');

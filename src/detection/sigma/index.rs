@@ -80,15 +80,22 @@ impl RuleIndex {
                 path.any(root, &mut |value| {
                     if let Some(text) = text_of(value, scratch) {
                         let mut buf = [0u8; 128];
+                        let mut long = Vec::new();
                         let bytes = text.as_bytes();
+                        // Short values (event names) fold on the stack; a
+                        // rule may also require a long value (an ARN, a
+                        // user agent), which folds on the heap.
                         let key: &[u8] = match buf.get_mut(..bytes.len()) {
                             Some(folded) => {
                                 folded.copy_from_slice(bytes);
                                 folded.make_ascii_lowercase();
                                 folded
                             }
-                            // Longer than any event name: it cannot be a key worth finding.
-                            None => return false,
+                            None => {
+                                long.extend_from_slice(bytes);
+                                long.make_ascii_lowercase();
+                                &long
+                            }
                         };
                         if let Some(rules) = buckets.get(key) {
                             out.extend_from_slice(rules);

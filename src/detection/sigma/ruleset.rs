@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::detection::{Detection, Placeholders};
-use super::document::{self, Document, FilterDoc, Meta, RuleDoc};
+use super::document::{self, Document, FilterDoc, LogSource, Meta, RuleDoc};
 use super::field::FieldPath;
 use super::legacy;
 use super::yaml::load_documents;
@@ -37,6 +37,9 @@ pub struct LoadOptions {
     pub placeholders: Placeholders,
     /// Ids (or names) of rules not to load.
     pub disabled: HashSet<String>,
+    /// Entries a correlation group keeps (`detection.max_group_entries`);
+    /// 0 means no limit. A count condition beyond it could never be reached.
+    pub max_group_entries: usize,
 }
 
 /// A rule that could not be loaded, or a warning about one.
@@ -84,6 +87,11 @@ pub struct CompiledRule {
     pub consumers: Vec<(usize, usize)>,
     /// Fields whose values, with the rule id, make the dedup key.
     pub dedup_fields: Vec<FieldPath>,
+    /// For a rule about one AWS service's CloudTrail events (`service:
+    /// iam`), the `eventSource` values it reads (lowercase).
+    pub event_sources: Option<Vec<String>>,
+    /// Why the rule is loaded but not evaluated (its status), if it is not.
+    pub skipped: Option<String>,
 }
 
 /// What a listing shows of a rule.
@@ -105,6 +113,10 @@ pub struct RuleInfo {
     pub origin: String,
     /// Whether it raises alerts by itself.
     pub alerts: bool,
+    /// Why it is not evaluated (its status), if it is not.
+    pub skipped: Option<String>,
+    /// Its `logsource`.
+    pub logsource: LogSource,
 }
 
 /// Every loaded rule, compiled, with what could not be loaded.
@@ -153,6 +165,8 @@ impl RuleSet {
                 description: r.meta.description.clone(),
                 origin: r.origin.clone(),
                 alerts: r.alerts,
+                skipped: r.skipped.clone(),
+                logsource: r.meta.logsource.clone(),
             })
             .collect();
         out.extend(self.correlations.iter().map(|c| RuleInfo {
@@ -164,6 +178,8 @@ impl RuleSet {
             description: c.meta.description.clone(),
             origin: c.origin.clone(),
             alerts: c.alerts,
+            skipped: skipped_status(&c.meta).map(|s| format!("status {s}")),
+            logsource: c.meta.logsource.clone(),
         }));
         out
     }
@@ -338,6 +354,8 @@ impl RuleSet {
                             .iter()
                             .map(|f| FieldPath::new(f))
                             .collect(),
+                        event_sources: doc.meta.logsource.trail_event_sources(),
+                        skipped: None,
                         meta: Arc::new(doc.meta),
                         origin,
                         detection,
@@ -354,7 +372,58 @@ impl RuleSet {
             }
         }
         self.attach_filters(filters, &refs, options);
-        self.compile_correlations(correlation_docs, refs, &failed);
+        self.compile_correlations(correlation_docs, refs, &failed, options);
+        self.skip_by_status();
+    }
+
+    /// Rules marked `deprecated` (replaced by another) or `unsupported`
+    /// (not usable as they are) stay listed but are not evaluated, and a
+    /// correlation so marked is fed nothing: the specification says such
+    /// rules are not for use. A user who wants one changes its status.
+    fn skip_by_status(&mut self) {
+        let mut notes = Vec::new();
+        for rule in &mut self.rules {
+            if let Some(status) = skipped_status(&rule.meta) {
+                rule.skipped = Some(format!("status {status}"));
+                rule.alerts = false;
+                rule.consumers.clear();
+                notes.push((rule.origin.clone(), Arc::clone(&rule.meta), status));
+            }
+        }
+        let skipped: HashSet<usize> = self
+            .correlations
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| skipped_status(&c.meta).map(|_| i))
+            .collect();
+        for &i in &skipped {
+            let c = &mut self.correlations[i];
+            c.alerts = false;
+            c.consumers.clear();
+            if let Some(status) = skipped_status(&c.meta) {
+                notes.push((c.origin.clone(), Arc::clone(&c.meta), status));
+            }
+        }
+        for rule in &mut self.rules {
+            rule.consumers.retain(|(c, _)| !skipped.contains(c));
+        }
+        for c in &mut self.correlations {
+            c.consumers.retain(|(outer, _)| !skipped.contains(outer));
+        }
+        let mut seen = HashSet::new();
+        for (origin, meta, status) in notes {
+            // A rewritten legacy rule is a correlation and its bases: one note.
+            if seen.insert((origin.clone(), meta.line)) {
+                self.warn(
+                    &origin,
+                    meta.line,
+                    Some(&meta),
+                    format!(
+                        "status {status}: loaded but not evaluated; change its status to use it"
+                    ),
+                );
+            }
+        }
     }
 
     fn attach_filters(
@@ -377,6 +446,24 @@ impl RuleSet {
             };
             for target in &filter.rules {
                 match refs.get(target) {
+                    Some(Target::Rule(i))
+                        if !filter
+                            .meta
+                            .logsource
+                            .compatible(&self.rules[*i].meta.logsource) =>
+                    {
+                        let rule = Arc::clone(&self.rules[*i].meta);
+                        self.warn(
+                            &origin,
+                            filter.meta.line,
+                            Some(&filter.meta),
+                            format!(
+                                "filter's logsource ({}) cannot apply to rule {target}, whose \
+                                 logsource is {}; it is not attached",
+                                filter.meta.logsource, rule.logsource
+                            ),
+                        );
+                    }
                     Some(Target::Rule(i)) => self.rules[*i].filters.push(detection.clone()),
                     _ => self.warn(
                         &origin,
@@ -394,6 +481,7 @@ impl RuleSet {
         docs: Vec<(String, document::CorrelationDoc)>,
         mut refs: HashMap<String, Target>,
         failed: &HashSet<String>,
+        options: &LoadOptions,
     ) {
         // Correlations may refer to correlations: register them all first.
         let base = self.correlations.len();
@@ -430,7 +518,8 @@ impl RuleSet {
                 .collect();
             let rule = match problem {
                 Some(message) => Err(message),
-                None => CorrelationRule::compile(doc, &names),
+                None => CorrelationRule::compile(doc, &names)
+                    .and_then(|rule| within_entry_limit(rule, options.max_group_entries)),
             };
             match rule {
                 Ok(mut rule) => {
@@ -475,6 +564,11 @@ impl RuleSet {
             }
         }
         for (i, (_, doc)) in docs.iter().enumerate() {
+            // A correlation that did not load mutes nothing: its inputs
+            // alert on their own as if it were not there.
+            if !index_of.contains_key(&(base + i)) {
+                continue;
+            }
             for target in &inputs_of[i] {
                 match target {
                     Target::Rule(r) if !doc.generate => self.rules[*r].alerts = false,
@@ -501,6 +595,34 @@ impl RuleSet {
             }
         }
         self.correlations.extend(compiled.into_iter().flatten());
+    }
+}
+
+/// Refuses a correlation whose count condition a group's bounded entries
+/// could never reach (or, for an upper bound, never fail): better a clear
+/// error at load than a rule that is silently always or never true.
+fn within_entry_limit(
+    rule: CorrelationRule,
+    max_group_entries: usize,
+) -> Result<CorrelationRule, String> {
+    match rule.spec.counted_threshold() {
+        Some(threshold) if max_group_entries > 0 && threshold >= max_group_entries as f64 => {
+            Err(format!(
+                "the condition counts to {threshold}, but a group keeps at most \
+                 {max_group_entries} events (detection.max_group_entries): raise that \
+                 limit above the threshold, or lower the threshold"
+            ))
+        }
+        _ => Ok(rule),
+    }
+}
+
+/// `deprecated` or `unsupported`, when the rule's status is one of them.
+fn skipped_status(meta: &Meta) -> Option<&'static str> {
+    match meta.status.as_deref().map(str::trim) {
+        Some(s) if s.eq_ignore_ascii_case("deprecated") => Some("deprecated"),
+        Some(s) if s.eq_ignore_ascii_case("unsupported") => Some("unsupported"),
+        _ => None,
     }
 }
 

@@ -153,3 +153,54 @@ fn correlations_resolve_names_silence_their_inputs_and_refuse_cycles() {
         crate::detection::Level::Medium
     );
 }
+
+#[test]
+fn constructs_the_specification_forbids_are_refused_by_name() {
+    let re_expand = "title: R\nid: re-expand\ndetection:\n  selection:\n    userIdentity.arn|re|expand: '%admins%'\n  condition: selection\n";
+    let all_one = "title: A\nid: all-one\ndetection:\n  selection:\n    eventName|contains|all: Create\n  condition: selection\n";
+    let set = RuleSet::load(
+        &[
+            file("re.yml", re_expand, false),
+            file("all.yml", all_one, false),
+        ],
+        &LoadOptions::default(),
+    );
+    assert!(set.rules.is_empty());
+    let messages: Vec<String> = set.errors.iter().map(ToString::to_string).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("re-expand") && m.contains("re cannot be combined with expand")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("all-one") && m.contains("all needs a list")),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn a_filter_whose_logsource_cannot_apply_is_not_attached_and_said_so() {
+    let windows_filter = "title: F\nid: f-1\nlogsource: {product: windows}\nfilter:\n  rules: [g-1]\n  selection:\n    eventName: CreateUser\n  condition: not selection\n";
+    let iam_filter = "title: F2\nid: f-2\nlogsource: {product: aws, service: iam}\nfilter:\n  rules: [g-1]\n  selection:\n    userIdentity.arn: x\n  condition: not selection\n";
+    let set = RuleSet::load(
+        &[
+            file("good.yml", &rule("g-1", "good", "CreateUser"), false),
+            file("wf.yml", windows_filter, false),
+            file("if.yml", iam_filter, false),
+        ],
+        &LoadOptions::default(),
+    );
+    assert!(set.errors.is_empty(), "{:?}", set.errors);
+    // The AWS-service filter applies to a CloudTrail rule; the Windows one does not.
+    assert_eq!(set.rules[0].filters.len(), 1);
+    assert!(
+        set.warnings
+            .iter()
+            .any(|w| w.origin == "wf.yml" && w.message.contains("cannot apply")),
+        "{:?}",
+        set.warnings
+    );
+}

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Notify;
 
-use super::engine::{Engine, EventInput};
-use super::event::{Reason, Rejection};
-use super::{Alert, correlation};
+use super::{Event, EventReceiver};
 use crate::alerts::noise::{NoiseControl, Verdict};
 use crate::alerts::outbox;
-use crate::pipeline::{Event, EventReceiver};
+use crate::detection::engine::{Engine, EventInput};
+use crate::detection::event::{Reason, Rejection};
+use crate::detection::{Alert, correlation};
 use crate::state::{StateError, StateStore, WriteTxn};
 use crate::telemetry::metrics::DetectionMetrics;
 
@@ -285,6 +285,16 @@ impl DetectionStage {
             .inc_by(stats.evicted_entries - self.last_stats.evicted_entries);
         m.correlation_late
             .inc_by(stats.late_events - self.last_stats.late_events);
+        let future = stats.future_events - self.last_stats.future_events;
+        if future > 0 {
+            // Logged per batch, not per event: a clock or a source gone wrong
+            // would otherwise flood the log.
+            tracing::warn!(
+                events = future,
+                "events dated further ahead of the clock than detection.max_future_skew; their time was clamped"
+            );
+            m.events_future.inc_by(future);
+        }
         self.last_stats = stats;
         if let Some(dedup) = self.engine.dedup() {
             m.dedup_ids
