@@ -353,3 +353,54 @@ fn replay_puts_files_of_different_regions_in_event_time_order() {
     assert_eq!(unordered, 0, "{stderr}");
     assert!(stderr.contains("3 late events"), "{stderr}");
 }
+
+#[test]
+fn validate_and_rules_list_name_rules_that_no_configured_source_feeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("windows.yml"),
+        "title: Windows logon\nid: win-logon\nlogsource: {product: windows, service: security}\ndetection:\n  selection:\n    EventID: 4624\n  condition: selection\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("iam.yml"),
+        "title: Key made\nid: key-made\nlogsource: {product: aws, service: iam}\ndetection:\n  selection:\n    eventName: CreateAccessKey\n  condition: selection\n",
+    )
+    .unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[rules]\nbuiltin = false\npaths = [\"{}\"]\n\n[[sources]]\nkind = \"s3_sqs\"\nname = \"trail\"\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/111122223333/trail\"\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let config = path.display().to_string();
+    let output = run(&["validate", "--config", &config], &[]);
+    let (stdout, stderr) = out(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("warning: rule win-logon")
+            && stderr.contains("no configured source reads events of its logsource"),
+        "{stderr}"
+    );
+    // A rule about IAM's CloudTrail events is fed by the trail.
+    assert!(!stderr.contains("rule key-made"), "{stderr}");
+    let output = run(
+        &["rules", "list", "--config", &config, "--format", "json"],
+        &[],
+    );
+    let (stdout, _) = out(&output);
+    let fed: std::collections::HashMap<String, bool> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["id"].as_str().unwrap().to_owned(), v["fed"].as_bool().unwrap())
+        })
+        .collect();
+    assert!(!fed["win-logon"]);
+    assert!(fed["key-made"]);
+}
