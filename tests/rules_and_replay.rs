@@ -398,7 +398,10 @@ fn validate_and_rules_list_name_rules_that_no_configured_source_feeds() {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["id"].as_str().unwrap().to_owned(), v["fed"].as_bool().unwrap())
+            (
+                v["id"].as_str().unwrap().to_owned(),
+                v["fed"].as_bool().unwrap(),
+            )
         })
         .collect();
     assert!(!fed["win-logon"]);

@@ -123,6 +123,8 @@ pub struct DaemonConfig {
 pub struct PipelineConfig {
     /// Capacity of the channel from sources to detection; a full channel slows sources.
     pub channel_capacity: usize,
+    /// Bytes of record text the channel holds at most; a full channel slows sources.
+    pub channel_bytes: usize,
     /// An event whose eventID was seen within this window is a duplicate.
     pub dedup_window: Duration,
     /// At most this many eventIDs are remembered; the oldest go first.

@@ -55,6 +55,7 @@ pub(super) struct RawDaemon {
 #[serde(default)]
 pub(super) struct RawPipeline {
     pub channel_capacity: Leaf,
+    pub channel_bytes: Leaf,
     pub dedup_window: Leaf,
     pub dedup_capacity: Leaf,
 }

@@ -184,6 +184,15 @@ fn pipeline(c: &mut Checker<'_>, raw: &RawConfig) -> Option<PipelineConfig> {
     let key = k.key("channel_capacity");
     let capacity = c.count(&key, &r.channel_capacity, 1, 1_000_000);
     let capacity = c.required(&key, capacity, &r.channel_capacity);
+    let key = k.key("channel_bytes");
+    // At least one CloudTrail record's worth; at most what a 32-bit count holds.
+    let bytes = c.count(
+        &key,
+        &r.channel_bytes,
+        1024 * 1024,
+        4 * 1024 * 1024 * 1024 - 1,
+    );
+    let bytes = c.required(&key, bytes, &r.channel_bytes);
     let key = k.key("dedup_window");
     let window = c.duration(&key, &r.dedup_window, SECOND, 7 * DAY);
     let window = c.required(&key, window, &r.dedup_window);
@@ -192,6 +201,7 @@ fn pipeline(c: &mut Checker<'_>, raw: &RawConfig) -> Option<PipelineConfig> {
     let dedup = c.required(&key, dedup, &r.dedup_capacity);
     Some(PipelineConfig {
         channel_capacity: usize::try_from(capacity?).ok()?,
+        channel_bytes: usize::try_from(bytes?).ok()?,
         dedup_window: window?,
         dedup_capacity: usize::try_from(dedup?).ok()?,
     })

@@ -103,8 +103,11 @@ impl Daemon {
             admin,
         };
 
-        let (events, receiver) =
-            pipeline::channel(config.pipeline.channel_capacity, metrics.pipeline.clone());
+        let (events, receiver) = pipeline::channel(
+            config.pipeline.channel_capacity,
+            config.pipeline.channel_bytes,
+            metrics.pipeline.clone(),
+        );
         let outbox = Arc::new(Notify::new());
         let keys = Arc::new(outbox::Keys::default());
         let noise = Arc::new(NoiseControl::new(&config.alerts, metrics.alerts.clone()));

@@ -30,6 +30,8 @@ pub struct PipelineMetrics {
     pub channel_full: IntCounterVec,
     /// Events waiting in the channel to detection.
     pub queued: IntGauge,
+    /// Bytes of record text waiting in the channel to detection.
+    pub queued_bytes: IntGauge,
     /// Events detection has finished with, by source.
     pub events_processed: IntCounterVec,
 }
@@ -220,6 +222,10 @@ impl Metrics {
                 queued: r.gauge(
                     "cloudwarden_pipeline_queued_events",
                     "Events waiting in the channel to detection.",
+                )?,
+                queued_bytes: r.gauge(
+                    "cloudwarden_pipeline_queued_bytes",
+                    "Bytes of record text waiting in the channel to detection (at most pipeline.channel_bytes).",
                 )?,
                 events_processed: r.counter_vec(
                     "cloudwarden_events_processed_total",

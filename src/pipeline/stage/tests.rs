@@ -30,7 +30,7 @@ fn stage(state: &StateStore, metrics: &Metrics) -> (DetectionStage, crate::pipel
             ..EngineConfig::default()
         },
     );
-    let (tx, rx) = channel(64, metrics.pipeline.clone());
+    let (tx, rx) = channel(64, 64 * 1024 * 1024, metrics.pipeline.clone());
     let ctx = StageContext {
         state: state.clone(),
         metrics: metrics.detection.clone(),
