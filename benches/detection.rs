@@ -101,6 +101,7 @@ fn run(engine: &mut Engine, events: &[String], logsource: &LogSource) -> usize {
             origin: None,
             time_hint_ms: None,
             dedup_id: None,
+            reread_from: None,
         };
         if let Ok(processed) = engine.process(&input) {
             alerts += processed.alerts.len();

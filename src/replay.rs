@@ -347,6 +347,7 @@ fn process(
         origin: Some(origin),
         time_hint_ms: None,
         dedup_id: None,
+        reread_from: None,
     };
     let processed = engine.process(&input)?;
     if processed.duplicate {

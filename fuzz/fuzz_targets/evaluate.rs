@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
             origin: None,
             time_hint_ms: None,
             dedup_id: None,
+            reread_from: None,
         };
         let _ = engine.process(&input);
     }

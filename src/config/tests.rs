@@ -287,3 +287,35 @@ fn the_example_configuration_is_valid() {
         Ok(())
     });
 }
+
+#[test]
+fn a_lookback_and_its_interval_must_fit_in_the_dedup_window() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "c.toml",
+            r#"[pipeline]
+dedup_window = "1h"
+
+[[sources]]
+kind = "cloudtrail_lookup"
+name = "exactly"
+lookback = "59m"
+interval = "1m"
+
+[[sources]]
+kind = "cloudtrail_lookup"
+name = "fits"
+lookback = "50m"
+interval = "1m"
+"#,
+        )?;
+        let found = problems("c.toml");
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].contains("sources[0].lookback")
+                && found[0].contains("not shorter than pipeline.dedup_window"),
+            "{found:#?}"
+        );
+        Ok(())
+    });
+}

@@ -70,8 +70,11 @@ pub(super) fn config(figment: &Figment, c: &mut Checker<'_>) -> Option<Config> {
 }
 
 /// Sources re-read their lookback on every poll and rely on eventID dedup
-/// to drop what they read before: a lookback longer than the dedup window
-/// would process events twice.
+/// to drop what they read before. Dedup keeps a polled source's ids until
+/// its next poll no longer reaches them, but an id that another source
+/// read first (EventBridge, a trail file) lives a dedup window of event
+/// time: a lookback plus one poll interval must fit in it, or events read
+/// again in the overlap would be processed twice.
 fn lookbacks_within_dedup(
     c: &mut Checker<'_>,
     sources: &[super::SourceConfig],
@@ -83,12 +86,14 @@ fn lookbacks_within_dedup(
             | super::SourceKind::CloudWatchLogs { lookback, .. } => *lookback,
             _ => continue,
         };
-        if lookback > pipeline.dedup_window {
+        let interval = source.interval.unwrap_or(Duration::from_secs(60));
+        if lookback + interval >= pipeline.dedup_window {
             c.report(
                 &KeyPath::root("sources").index(i).key("lookback"),
                 format!(
-                    "{} is longer than pipeline.dedup_window ({}): events read again in the overlap would be processed twice; raise pipeline.dedup_window or shorten the lookback",
+                    "{} plus the poll interval ({}) is not shorter than pipeline.dedup_window ({}): events read again in the overlap could be processed twice; raise pipeline.dedup_window or shorten the lookback",
                     humantime::format_duration(lookback),
+                    humantime::format_duration(interval),
                     humantime::format_duration(pipeline.dedup_window)
                 ),
             );

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use super::alert::{Alert, AlertKind, AlertRule, CorrelationInfo, EventDigest, dedup_key};
 use super::correlation::{self, Fire, Group, GroupChange, Observation, Runtime};
-use super::dedup::Dedup;
+use super::dedup::{Dedup, Sighting};
 use super::event::{self, EventFacts, Format, Rejection, format_time_ms};
 use super::sigma::detection::EventView;
 use super::sigma::document::{LogSource, Meta};
@@ -58,6 +58,10 @@ pub struct EventInput<'a> {
     pub time_hint_ms: Option<i64>,
     /// An id to drop repeats by when the record has no eventID (a log event's id).
     pub dedup_id: Option<&'a str>,
+    /// For a source that re-reads a window: the part it read (a Region, a
+    /// log group) and the earliest event time it may read there again, so
+    /// that dedup remembers ids as long as they may come back.
+    pub reread_from: Option<(&'a str, i64)>,
 }
 
 impl std::fmt::Debug for EventInput<'_> {
@@ -120,10 +124,11 @@ impl Engine {
         self.dedup.as_ref()
     }
 
-    /// Remembers an id hash saved from an earlier run's dedup.
-    pub fn restore_seen(&mut self, key: u128, time_ms: i64) {
+    /// Remembers an id hash a source saw in an earlier run (restore each
+    /// source's oldest first).
+    pub fn restore_seen(&mut self, source: &str, key: u128, time_ms: i64) {
         if let Some(dedup) = &mut self.dedup {
-            dedup.restore(key, time_ms);
+            dedup.restore(source, key, time_ms);
         }
     }
 
@@ -136,9 +141,17 @@ impl Engine {
         self.runtime.track_changes(true);
     }
 
-    /// Ids first seen since the last call, as hashes with their event times.
-    pub fn take_seen(&mut self) -> Vec<(u128, i64)> {
+    /// Ids first seen since the last call: source, hash, event time.
+    pub fn take_seen(&mut self) -> Vec<(Arc<str>, u128, i64)> {
         self.dedup.as_mut().map(Dedup::take_new).unwrap_or_default()
+    }
+
+    /// Ids dedup forgot since the last call: source and hash.
+    pub fn take_forgotten(&mut self) -> Vec<(Arc<str>, u128)> {
+        self.dedup
+            .as_mut()
+            .map(Dedup::take_removed)
+            .unwrap_or_default()
     }
 
     /// The rule set.
@@ -217,7 +230,14 @@ impl Engine {
                 .and_then(|d| self.facts.event_id.first_text(d))
                 .or(input.dedup_id);
             if let Some(id) = id {
-                if !dedup.first_sighting(id, time.unwrap_or(0), self.runtime.ceiling()) {
+                let sighting = Sighting {
+                    source: input.source.unwrap_or_default(),
+                    id,
+                    time_ms: time.unwrap_or(0),
+                    ceiling: self.runtime.ceiling(),
+                    reread_from: input.reread_from,
+                };
+                if !dedup.first_sighting(sighting) {
                     return Ok(Processed {
                         alerts: Vec::new(),
                         duplicate: true,
@@ -296,6 +316,7 @@ impl Engine {
             origin: None,
             time_hint_ms: None,
             dedup_id: None,
+            reread_from: None,
         };
         self.handle_fires(fires, &input, &mut alerts);
         alerts

@@ -455,6 +455,7 @@ fn run_case(
             origin: None,
             time_hint_ms: None,
             dedup_id: None,
+            reread_from: None,
         };
         let processed = engine
             .process(&input)

@@ -33,6 +33,11 @@ pub struct Event {
     pub time_hint_ms: Option<i64>,
     /// An id to drop repeats by, for records without an eventID (a log event id).
     pub dedup_id: Option<String>,
+    /// For a source that re-reads a window (a polled one): the part it
+    /// read (a Region, a log group) and where that window starts, ms since
+    /// the epoch. Dedup keeps ids from there on, however long the daemon
+    /// was down.
+    pub reread_from: Option<(Arc<str>, i64)>,
     /// Marked done once the event's outcome is committed.
     pub ack: Ack,
 }
@@ -202,6 +207,7 @@ mod tests {
             logsource: Arc::new(LogSource::cloudtrail()),
             time_hint_ms: None,
             dedup_id: None,
+            reread_from: None,
             ack,
         }
     }

@@ -58,7 +58,8 @@ pub struct StageContext {
     pub keys: Arc<outbox::Keys>,
     /// Suppressions and dedup windows, decided in the commit.
     pub noise: Arc<NoiseControl>,
-    /// How long an eventID is remembered (wall-clock expiry of its record).
+    /// The dedup window; a stored eventID lives at least this long (and at
+    /// most 90 days) on the wall clock, as a backstop to forgetting by event time.
     pub dedup_window: Duration,
     /// How long a correlation group outlives its last event in the store.
     pub correlation_retention: Duration,
@@ -114,11 +115,16 @@ impl DetectionStage {
     /// Loads the dedup and correlation state of earlier runs.
     pub fn restore(&mut self) -> Result<Restored, StateError> {
         let now = SystemTime::now();
-        let seen: Vec<(String, i64)> = self.ctx.state.records(DEDUP_NAMESPACE, now, usize::MAX)?;
+        let mut seen: Vec<(String, i64)> =
+            self.ctx.state.records(DEDUP_NAMESPACE, now, usize::MAX)?;
+        // Oldest first, so that past a (lowered) capacity the oldest go.
+        seen.sort_by_key(|(_, time)| *time);
         let mut restored = Restored::default();
         for (key, time) in seen {
-            if let Ok(hash) = u128::from_str_radix(&key, 16) {
-                self.engine.restore_seen(hash, time);
+            // `SOURCE<US>HASH`; ids saved by an older version have no source.
+            let (source, hash) = key.split_once('\u{1f}').unwrap_or(("", &key));
+            if let Ok(hash) = u128::from_str_radix(hash, 16) {
+                self.engine.restore_seen(source, hash, time);
                 restored.seen += 1;
             }
         }
@@ -176,6 +182,10 @@ impl DetectionStage {
                 origin: Some(origin),
                 time_hint_ms: event.time_hint_ms,
                 dedup_id: event.dedup_id.as_deref(),
+                reread_from: event
+                    .reread_from
+                    .as_ref()
+                    .map(|(part, from)| (&**part, *from)),
             };
             match self.engine.process(&input) {
                 Ok(processed) if processed.duplicate => {
@@ -193,7 +203,10 @@ impl DetectionStage {
         let processed = self.events.metrics().events_processed.clone();
         let now = SystemTime::now();
         let now_ms = millis(now);
-        let seen = self.engine.take_seen();
+        let seen = Seen {
+            new: self.engine.take_seen(),
+            forgotten: self.engine.take_forgotten(),
+        };
         let changes = self.engine.take_state_changes();
         let newest = self.engine.newest_event_time();
         let mut attempt = 0;
@@ -306,24 +319,44 @@ impl DetectionStage {
     }
 }
 
+/// What dedup learned and forgot in a batch.
+struct Seen {
+    new: Vec<(Arc<str>, u128, i64)>,
+    forgotten: Vec<(Arc<str>, u128)>,
+}
+
+/// How long a stored eventID outlives its last write at most: LookupEvents'
+/// 90 days, the furthest back a source can re-read after downtime.
+const DEDUP_BACKSTOP: Duration = Duration::from_secs(90 * 24 * 3600);
+
 /// Stages the seen eventIDs, the changed correlation groups and the newest
 /// event time.
 fn persist(
     txn: &mut WriteTxn,
-    seen: &[(u128, i64)],
+    seen: &Seen,
     changes: &[correlation::GroupChange],
     newest: Option<i64>,
     now: SystemTime,
     ctx: &StageContext,
 ) -> Result<(), StateError> {
-    let dedup_expiry = now + ctx.dedup_window;
-    for (hash, time) in seen {
+    // Stored ids leave when dedup forgets them, by event time; the wall
+    // clock expiry is only a backstop for sources taken out of the
+    // configuration, and outlasts any downtime LookupEvents can re-read.
+    let dedup_expiry = now + ctx.dedup_window.max(DEDUP_BACKSTOP);
+    for (source, hash, time) in &seen.new {
         txn.put_record(
             DEDUP_NAMESPACE,
-            &format!("{hash:032x}"),
+            &format!("{source}\u{1f}{hash:032x}"),
             time,
             Some(dedup_expiry),
         )?;
+    }
+    for (source, hash) in &seen.forgotten {
+        txn.remove_record(DEDUP_NAMESPACE, &format!("{source}\u{1f}{hash:032x}"))?;
+        // An id restored from an older version's record, without a source.
+        if source.is_empty() {
+            txn.remove_record(DEDUP_NAMESPACE, &format!("{hash:032x}"))?;
+        }
     }
     let group_expiry = now + ctx.correlation_retention;
     for change in changes {

@@ -137,6 +137,8 @@ async fn poll<A: CloudTrailApi>(
     let (batch, pending) = pipeline::batch();
     let mut newest = None;
     let mut index = 0u64;
+    // Everything from here on may be read again by the next poll.
+    let reread_from: (Arc<str>, i64) = (Arc::from(part.as_str()), start.saturating_mul(1000));
     loop {
         if ctx.stop.is_cancelled() {
             return Err(SourceError::Stopped);
@@ -149,8 +151,9 @@ async fn poll<A: CloudTrailApi>(
                 scope.region, query.start, query.end
             );
             index += 1;
-            ctx.send(ctx.event(record, origin, Format::CloudTrail, logsource, batch.token()))
-                .await?;
+            let mut event = ctx.event(record, origin, Format::CloudTrail, logsource, batch.token());
+            event.reread_from = Some(reread_from.clone());
+            ctx.send(event).await?;
         }
         match page.next_token {
             Some(token) => query.next_token = Some(token),

@@ -127,6 +127,8 @@ async fn poll<A: LogsApi>(
     };
     let (batch, pending) = pipeline::batch();
     let mut newest = None;
+    // Everything from here on may be read again by the next poll.
+    let reread_from: (Arc<str>, i64) = (Arc::from(group), start);
     loop {
         if ctx.stop.is_cancelled() {
             return Err(SourceError::Stopped);
@@ -138,6 +140,7 @@ async fn poll<A: LogsApi>(
             let mut e = ctx.event(event.message, origin, format, logsource, batch.token());
             e.time_hint_ms = Some(event.timestamp);
             e.dedup_id = Some(format!("{group}/{}", event.event_id));
+            e.reread_from = Some(reread_from.clone());
             ctx.send(e).await?;
         }
         match page.next_token {

@@ -128,6 +128,7 @@ impl SourceContext {
             logsource: Arc::clone(logsource),
             time_hint_ms: None,
             dedup_id: None,
+            reread_from: None,
             ack,
         }
     }

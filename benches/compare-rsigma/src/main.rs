@@ -48,6 +48,7 @@ fn main() {
                 origin: None,
                 time_hint_ms: None,
                 dedup_id: None,
+                reread_from: None,
             };
             if let Ok(p) = engine.process(&input) {
                 n += p.alerts.len();

@@ -33,6 +33,7 @@ fn run(engine: &mut Engine, raw: &str) -> Result<Processed, Rejection> {
         origin: Some(&"file.json:record 3"),
         time_hint_ms: None,
         dedup_id: None,
+        reread_from: None,
     })
 }
 
@@ -175,6 +176,7 @@ fn text_records_meet_keyword_rules() {
             origin: None,
             time_hint_ms: Some(1_000),
             dedup_id: None,
+            reread_from: None,
         })
         .unwrap();
     assert_eq!(processed.alerts.len(), 1);
@@ -424,6 +426,7 @@ fn dotted_keys_are_found_beside_an_object_of_their_first_part() {
             origin: None,
             time_hint_ms: None,
             dedup_id: None,
+            reread_from: None,
         })
         .unwrap();
     assert_eq!(processed.alerts.len(), 1);
@@ -446,6 +449,7 @@ fn keywords_match_values_unescaped_and_never_keys() {
             origin: None,
             time_hint_ms: None,
             dedup_id: None,
+            reread_from: None,
         })
         .unwrap()
         .alerts

@@ -63,6 +63,7 @@ fn event(raw: String, ack: Ack) -> Event {
         logsource: Arc::new(LogSource::cloudtrail()),
         time_hint_ms: None,
         dedup_id: None,
+        reread_from: None,
         ack,
     }
 }
@@ -166,6 +167,62 @@ fn dedup_and_correlation_state_survive_a_restart() {
     let pending = outbox::pending(&state, 10).unwrap();
     assert_eq!(pending.len(), before + 1);
     assert!(pending.iter().any(|(_, e)| e.alert.rule.id == "three"));
+    assert_eq!(
+        metrics
+            .detection
+            .duplicates
+            .with_label_values(&["test"])
+            .get(),
+        1
+    );
+}
+
+#[test]
+fn after_downtime_the_re_read_overlap_is_still_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let metrics = Metrics::new().unwrap();
+    let at = |id: &str, name: &str, time: &str| {
+        format!(
+            r#"{{"eventTime":"{time}","eventSource":"iam.amazonaws.com","eventName":"{name}","eventID":"{id}","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/u"}}}}"#
+        )
+    };
+    // A polled source read from 09:45; the next poll, whenever it comes,
+    // reads from 09:45 again (its checkpoint minus the lookback).
+    let from = jiff::Timestamp::from_second(1_761_990_300).unwrap(); // 2025-11-01T09:45:00Z
+    let polled = |raw: String, ack: Ack| {
+        let mut e = event(raw, ack);
+        e.reread_from = Some((Arc::from("us-east-1"), from.as_millisecond()));
+        e
+    };
+    let run = |events: Vec<String>| {
+        let state = StateStore::open(&path).unwrap();
+        let (mut stage, tx) = stage(&state, &metrics);
+        stage.restore().unwrap();
+        let (batch, pending) = batch();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            for raw in events {
+                tx.send(polled(raw, batch.token())).await.unwrap();
+            }
+        });
+        drop(batch);
+        drop(tx);
+        let summary = stage.run().unwrap();
+        assert!(runtime.block_on(pending.wait()));
+        summary
+    };
+    let first = run(vec![at("u1", "CreateUser", "2025-11-01T10:00:00Z")]);
+    assert_eq!(first.alerts, 1);
+    // Three hours later: LookupEvents returns the newest first, so event
+    // time jumps past the dedup window before the overlap comes.
+    let second = run(vec![
+        at("n1", "ListUsers", "2025-11-01T13:00:00Z"),
+        at("u1", "CreateUser", "2025-11-01T10:00:00Z"),
+    ]);
+    assert_eq!(second.alerts, 0, "the overlap alerted again");
     assert_eq!(
         metrics
             .detection
