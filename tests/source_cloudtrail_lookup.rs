@@ -170,10 +170,13 @@ fn throttling_slows_the_source_without_losing_events() {
     assert_eq!(by_event(&alerts).len(), 300);
     let calls = server.calls();
     assert!(calls.iter().any(|c| c.throttled));
-    // Retries included, never three calls within one second.
+    // Retries included, never three calls within one second. The server
+    // stamps a call when it reads it, so scheduling on a busy machine can
+    // move two stamps closer by some milliseconds; a limiter that let a
+    // third call through would put it right behind the second.
     for window in calls.windows(3) {
         assert!(
-            window[2].at.duration_since(window[0].at) >= Duration::from_millis(990),
+            window[2].at.duration_since(window[0].at) >= Duration::from_millis(900),
             "{calls:?}"
         );
     }

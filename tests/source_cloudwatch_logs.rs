@@ -221,3 +221,92 @@ fn reads_json_application_logs_from_every_group_under_a_prefix() {
     );
     let _ = daemon;
 }
+
+#[test]
+fn a_record_dated_in_the_future_does_not_blind_correlations_across_a_restart() {
+    let moto = Moto::start();
+    let rt = runtime();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&rt.block_on(moto.sdk_config()));
+    let (group, stream) = ("aws-cloudtrail-logs", "123456789012_CloudTrail_us-east-1");
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("denied.yml"),
+        "title: Denied\nid: denied\nname: denied\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  selection:\n    errorCode: AccessDenied\n  condition: selection\n---\ntitle: Denied burst\nid: burst\ncorrelation:\n  type: event_count\n  rules: [denied]\n  group-by: [recipientAccountId]\n  timespan: 5m\n  condition: {gte: 12}\nlevel: high\n",
+    )
+    .unwrap();
+    let denied = |id: &str, ms: i64| {
+        let mut record: serde_json::Value = serde_json::from_str(&record(id, ms)).unwrap();
+        record["errorCode"] = json!("AccessDenied");
+        record.to_string()
+    };
+    rt.block_on(async {
+        logs.create_log_group()
+            .log_group_name(group)
+            .send()
+            .await
+            .unwrap();
+        logs.create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .send()
+            .await
+            .unwrap();
+        // Ingested now, but stamped 2099.
+        let future = jiff::Timestamp::from_second(4_070_908_800)
+            .unwrap()
+            .as_millisecond();
+        put(&logs, group, stream, vec![(now_ms(), record("future", future))]).await;
+    });
+    let source = format!(
+        "[[sources]]\nkind = \"cloudwatch_logs\"\nname = \"trail-logs\"\nlog_group = \"{group}\"\nformat = \"cloudtrail\"\ninterval = \"1s\"\nlookback = \"5m\"\n"
+    );
+    let rules_path = rules.path().display().to_string();
+    let mut daemon = DaemonProcess::start(&config(&moto, &rules_path, &source), &[]);
+    let mut counted = false;
+    for _ in 0..60 {
+        let page = get(daemon.admin_addr(), "/metrics").1;
+        if metric(&page, "cloudwarden_events_future_total", "") >= 1.0 {
+            counted = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(counted, "the future-dated record was counted");
+    daemon.signal("TERM");
+    assert!(
+        daemon
+            .wait_exit(Duration::from_secs(15))
+            .is_some_and(|s| s.success())
+    );
+    // After the restart (the newest event time comes back from the state
+    // store), 12 refused calls within a minute are a burst.
+    let dir = daemon.into_dir();
+    let path = dir.path().join("alerts.jsonl");
+    rt.block_on(async {
+        let base = now_ms() - 60_000;
+        put(
+            &logs,
+            group,
+            stream,
+            (0..12)
+                .map(|i| (base + i * 1000, denied(&format!("d-{i:02}"), base + i * 1000)))
+                .collect(),
+        )
+        .await;
+    });
+    let daemon = DaemonProcess::start_in(dir, &config(&moto, &rules_path, &source), &[]);
+    let alerts = wait_for(&path, Duration::from_secs(60), |a| {
+        a.iter().any(|alert| alert["rule"]["id"] == "burst")
+    });
+    assert!(
+        alerts.iter().any(|alert| alert["rule"]["id"] == "burst"),
+        "{:?}",
+        daemon.logs().iter().rev().take(5).collect::<Vec<_>>()
+    );
+    let page = get(daemon.admin_addr(), "/metrics").1;
+    assert_eq!(
+        metric(&page, "cloudwarden_correlation_late_events_total", ""),
+        0.0,
+        "{page}"
+    );
+}
