@@ -75,7 +75,7 @@ pub const SOURCES: &[Source] = &[
         path: &["attributeValue"],
         when: Some(("attributeName", "Policy")),
         event_source: Some("sns.amazonaws.com"),
-        calls: "SNS SetTopicAttributes with attributeName Policy",
+        calls: "SNS SetTopicAttributes",
     },
     Source {
         path: &["policyText"],
@@ -415,7 +415,9 @@ fn statement(node: &Value) -> Option<Statement> {
     let mut ignored = Vec::new();
     let not_principal = element(node, "NotPrincipal").map(|p| principals(p, &mut ignored));
     let mut out = Statement {
-        sid: element(node, "Sid").and_then(|v| v.as_str()).map(str::to_owned),
+        sid: element(node, "Sid")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
         effect: element(node, "Effect")
             .and_then(|v| v.as_str())
             .map(|s| s.trim().to_owned()),

@@ -118,7 +118,9 @@ fn only_conditions_that_restrict_who_clear_a_wildcard() {
     };
     let public = |condition: &str| flag(&kms(&doc(condition)), "public");
     assert!(public(""));
-    assert!(public(r#","Condition":{"Bool":{"aws:SecureTransport":"true"}}"#));
+    assert!(public(
+        r#","Condition":{"Bool":{"aws:SecureTransport":"true"}}"#
+    ));
     assert!(public(
         r#","Condition":{"StringNotEquals":{"aws:PrincipalOrgID":"o-abc"}}"#
     ));
@@ -139,7 +141,9 @@ fn only_conditions_that_restrict_who_clear_a_wildcard() {
     ));
     // Allow with NotPrincipal lets in everyone but the principals named.
     assert!(flag(
-        &kms(r#"{"Statement":[{"Effect":"Allow","NotPrincipal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"*","Resource":"*"}]}"#),
+        &kms(
+            r#"{"Statement":[{"Effect":"Allow","NotPrincipal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"*","Resource":"*"}]}"#
+        ),
         "public"
     ));
     // A wildcard Deny opens nothing.
@@ -189,7 +193,10 @@ fn all_actions_and_full_access() {
         let p = policy(&record(
             "iam.amazonaws.com",
             "PutRolePolicy",
-            &with_string("policyDocument", &format!(r#"{{"Statement":[{statement}]}}"#)),
+            &with_string(
+                "policyDocument",
+                &format!(r#"{{"Statement":[{statement}]}}"#),
+            ),
         ));
         (flag(&p, "allows_all_actions"), flag(&p, "full_access"))
     };
@@ -234,7 +241,12 @@ fn unreadable_documents_say_why() {
             .is_some_and(|e| e.starts_with("requestParameters.policy: invalid JSON")),
         "{p:?}"
     );
-    assert_eq!(p.get("statement").and_then(|s| s.as_array()).map(|s| s.len()), Some(0));
+    assert_eq!(
+        p.get("statement")
+            .and_then(|s| s.as_array())
+            .map(|s| s.len()),
+        Some(0)
+    );
     let large = format!(
         r#"{{"Statement":[],"Pad":"{}"}}"#,
         "x".repeat(MAX_DOCUMENT_BYTES)
@@ -246,11 +258,7 @@ fn unreadable_documents_say_why() {
             .is_some_and(|e| e.contains("larger than")),
         "{p:?}"
     );
-    let deep = format!(
-        r#"{{"Statement":{}1{}}}"#,
-        "[".repeat(200),
-        "]".repeat(200)
-    );
+    let deep = format!(r#"{{"Statement":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
     let p = kms(&deep);
     assert!(
         p.get("error")
@@ -284,7 +292,9 @@ fn documents_behind_names_encodings_and_wrappers() {
             r#"{{"queueUrl":"q","attributes":{}}}"#,
             with_string(
                 "Policy",
-                &format!(r#"{{"Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{OTHER}"}},"Action":"sqs:*","Resource":"*"}}]}}"#)
+                &format!(
+                    r#"{{"Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{OTHER}"}},"Action":"sqs:*","Resource":"*"}}]}}"#
+                )
             )
         ),
     ));
@@ -325,7 +335,9 @@ fn the_callers_own_account_is_not_external_and_a_stale_key_is_replaced() {
         r#"{{"userIdentity":{{"accountId":"{OTHER}"}},"recipientAccountId":"{OWN}","cloudwarden":{{"policy":{{"public":false}}}},"requestParameters":{}}}"#,
         with_string(
             "policy",
-            &format!(r#"{{"Statement":[{{"Effect":"Allow","Principal":{{"AWS":["arn:aws:iam::{OTHER}:root","*"]}},"Action":"kms:*","Resource":"*"}}]}}"#)
+            &format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Principal":{{"AWS":["arn:aws:iam::{OTHER}:root","*"]}},"Action":"kms:*","Resource":"*"}}]}}"#
+            )
         )
     );
     let p = policy(&raw);
@@ -419,12 +431,18 @@ fn sigma_rules_match_the_added_fields_through_the_engine() {
     assert_eq!(alerts(&mut plain, &grant(r#""*""#)), 1);
     assert_eq!(alerts(&mut plain, &grant(&format!(r#""{OWN}""#))), 0);
     assert_eq!(
-        alerts(&mut plain, &grant(&format!(r#""{OWN}","arn:aws:iam::{OTHER}:root""#))),
+        alerts(
+            &mut plain,
+            &grant(&format!(r#""{OWN}","arn:aws:iam::{OTHER}:root""#))
+        ),
         1
     );
     let mut trusting = engine(&[OTHER]);
     assert_eq!(
-        alerts(&mut trusting, &grant(&format!(r#""{OWN}","arn:aws:iam::{OTHER}:root""#))),
+        alerts(
+            &mut trusting,
+            &grant(&format!(r#""{OWN}","arn:aws:iam::{OTHER}:root""#))
+        ),
         0
     );
     // With two outside accounts, one allow-listed account does not clear the other.
