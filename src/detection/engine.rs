@@ -1,6 +1,7 @@
 //! The detection engine: one event in, alerts out.
 //!
-//! For each event: parse it within the limits, look up the rules its
+//! For each event: parse it within the limits, add what enrichment reads
+//! from its policy documents (`cloudwarden.*`), look up the rules its
 //! logsource and field values allow (the index), evaluate those, apply
 //! their filters, raise alerts for the rules that alert on their own and
 //! feed the correlations that count them. The engine is pure computation:
@@ -14,6 +15,7 @@ use serde_json::value::RawValue;
 use super::alert::{Alert, AlertKind, AlertRule, CorrelationInfo, EventDigest, dedup_key};
 use super::correlation::{self, Fire, Group, GroupChange, Observation, Runtime};
 use super::dedup::{Dedup, Sighting};
+use super::enrich;
 use super::event::{self, EventFacts, Format, Rejection, format_time_ms};
 use super::sigma::detection::EventView;
 use super::sigma::document::{LogSource, Meta};
@@ -204,7 +206,11 @@ impl Engine {
 
     /// Evaluates one record.
     pub fn process(&mut self, input: &EventInput<'_>) -> Result<Processed, Rejection> {
-        let root = event::parse(input.raw, input.format, &self.config.event)?;
+        let mut root = event::parse(input.raw, input.format, &self.config.event)?;
+        // Before the top-level table: the fields it adds are looked up through it.
+        if let Some(root) = root.as_mut() {
+            enrich::apply(root, &self.config.event);
+        }
         let slot = self.index_for(input.logsource);
         if self.top_keys.is_stale() {
             self.top_keys = TopKeys::current();

@@ -7,6 +7,8 @@
 //! - [`engine`] ties them together: one record in, alerts out. It is pure
 //!   computation, so it can be tested, benchmarked and fuzzed alone.
 //! - [`event`] parses records within limits and says why one is rejected.
+//! - [`enrich`] adds fields computed from an event before rules read it
+//!   (`cloudwarden.policy`: the policy documents in its request, parsed).
 //! - [`alert`] is the Alert model every later stage shares.
 //! - [`level`] is Sigma's severity scale.
 
@@ -14,6 +16,7 @@ pub mod alert;
 pub mod correlation;
 pub mod dedup;
 pub mod engine;
+pub mod enrich;
 pub mod event;
 pub mod level;
 pub mod ruletest;
