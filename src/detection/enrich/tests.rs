@@ -411,6 +411,7 @@ fn alerts(engine: &mut Engine, document: &str) -> usize {
             origin: None,
             time_hint_ms: None,
             dedup_id: None,
+            reread_from: None,
         })
         .unwrap();
     // Alerts carry the record as it was read, without the added fields.
