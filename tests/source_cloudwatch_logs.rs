@@ -255,7 +255,13 @@ fn a_record_dated_in_the_future_does_not_blind_correlations_across_a_restart() {
         let future = jiff::Timestamp::from_second(4_070_908_800)
             .unwrap()
             .as_millisecond();
-        put(&logs, group, stream, vec![(now_ms(), record("future", future))]).await;
+        put(
+            &logs,
+            group,
+            stream,
+            vec![(now_ms(), record("future", future))],
+        )
+        .await;
     });
     let source = format!(
         "[[sources]]\nkind = \"cloudwatch_logs\"\nname = \"trail-logs\"\nlog_group = \"{group}\"\nformat = \"cloudtrail\"\ninterval = \"1s\"\nlookback = \"5m\"\n"
@@ -289,7 +295,12 @@ fn a_record_dated_in_the_future_does_not_blind_correlations_across_a_restart() {
             group,
             stream,
             (0..12)
-                .map(|i| (base + i * 1000, denied(&format!("d-{i:02}"), base + i * 1000)))
+                .map(|i| {
+                    (
+                        base + i * 1000,
+                        denied(&format!("d-{i:02}"), base + i * 1000),
+                    )
+                })
                 .collect(),
         )
         .await;
