@@ -412,3 +412,80 @@ fn a_kill_in_the_middle_of_a_trail_file_loses_nothing_and_detects_nothing_twice(
     }
     assert_eq!(rt.block_on(aws.left(&queue)), (0, 0));
 }
+
+#[test]
+fn set_aside_messages_can_be_listed_and_sent_back_once_the_daemon_is_stopped() {
+    let moto = Moto::start();
+    let rt = runtime();
+    let aws = rt.block_on(Aws::new(&moto));
+    let queue = rt.block_on(async {
+        let queue = aws.queue("cloudtrail-events").await;
+        // Not JSON: set aside at once.
+        aws.send(&queue, "this is not an EventBridge event").await;
+        queue
+    });
+    let sources = format!(
+        "[[sources]]\nkind = \"eventbridge_sqs\"\nname = \"realtime\"\nqueue_url = \"{queue}\"\n"
+    );
+    let mut daemon = DaemonProcess::start(&config(&moto, &sources, ""), &[]);
+    let config_path = daemon.dir().join("cloudwarden.toml").display().to_string();
+    let mut set_aside = false;
+    for _ in 0..60 {
+        let page = get(daemon.admin_addr(), "/metrics").1;
+        if metric(&page, "cloudwarden_source_messages_set_aside_total", "") >= 1.0 {
+            set_aside = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(set_aside);
+    assert_eq!(rt.block_on(aws.left(&queue)), (0, 0));
+    // While the daemon holds the state file, the commands refuse and say why.
+    let busy = support::process::run(&["queue", "list-set-aside", "--config", &config_path], &[]);
+    assert_eq!(busy.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("the daemon is running"),
+        "{busy:?}"
+    );
+    daemon.signal("TERM");
+    assert!(
+        daemon
+            .wait_exit(Duration::from_secs(15))
+            .is_some_and(|s| s.success())
+    );
+    let listed = support::process::run(
+        &[
+            "queue",
+            "list-set-aside",
+            "--config",
+            &config_path,
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(listed.status.code(), Some(0), "{listed:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["body"], "this is not an EventBridge event");
+    assert_eq!(lines[0]["source"], "realtime");
+    let id = lines[0]["id"].as_str().unwrap().to_owned();
+    let unknown =
+        support::process::run(&["queue", "redrive", "--config", &config_path, "nope"], &[]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let redriven = support::process::run(&["queue", "redrive", "--config", &config_path, &id], &[]);
+    assert_eq!(redriven.status.code(), Some(0), "{redriven:?}");
+    // The body is back on the queue (visible, or taken by the stopped
+    // daemon's last long poll, which the emulator still serves) ...
+    let (visible, in_flight) = rt.block_on(aws.left(&queue));
+    assert_eq!(visible + in_flight, 1, "{redriven:?}");
+    // ... and no longer kept.
+    let listed = support::process::run(&["queue", "list-set-aside", "--config", &config_path], &[]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("0 message(s) set aside"),
+        "{listed:?}"
+    );
+}

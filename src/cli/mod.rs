@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod alarms;
+mod queue;
 mod replay;
 mod rules;
 
@@ -57,6 +58,12 @@ enum Command {
     /// Show or make the changes that bring CloudWatch alarms to their declared state.
     #[command(subcommand)]
     Alarms(AlarmsCommand),
+    /// List or send back the queue messages the queue sources set aside.
+    ///
+    /// Both read the state file, which the running daemon holds: stop the
+    /// daemon first.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Run CloudTrail data from files through detection, offline.
     ///
     /// Reads S3 trail files ({"Records":[...]}, .json or .json.gz), JSON
@@ -161,6 +168,26 @@ enum AlarmsCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum QueueCommand {
+    /// Show every message set aside: id, when, receives, size and why.
+    ListSetAside {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Output format (json includes the bodies).
+        #[arg(long, value_enum, default_value = "table")]
+        format: queue::ListFormat,
+    },
+    /// Send set-aside messages back to their source's queue and forget them.
+    Redrive {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Ids from list-set-aside; none means every message.
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+    },
+}
+
 impl ConfigArgs {
     fn location(&self) -> ConfigLocation {
         match &self.config {
@@ -209,6 +236,16 @@ pub fn main() -> ExitCode {
             paths,
         }) => match load(&config.location()) {
             Ok(config) => rules::test(&config, &paths, !no_builtin),
+            Err(code) => code,
+        },
+        Command::Queue(QueueCommand::ListSetAside { config, format }) => {
+            match load(&config.location()) {
+                Ok(config) => queue::list(&config, format),
+                Err(code) => code,
+            }
+        }
+        Command::Queue(QueueCommand::Redrive { config, ids }) => match load(&config.location()) {
+            Ok(config) => queue::redrive(&config, &ids),
             Err(code) => code,
         },
         Command::Alarms(AlarmsCommand::Plan { config }) => match load(&config.location()) {
