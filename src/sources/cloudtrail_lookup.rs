@@ -7,19 +7,22 @@
 //! window fully committed (or behind now, the first time), and detection
 //! drops what it has seen by eventID. The checkpoint is that end, moved
 //! only after every event of the window is committed; after downtime the
-//! next window reaches back over the gap.
+//! next window reaches back over the gap. Once the source has watched for
+//! a whole `lookback`, the re-read shrinks to the lateness it measures
+//! (`reread`), so each event is read a few times, not `lookback / interval`.
 //!
 //! IAM, STS and console sign-in events are recorded in us-east-1 whatever
 //! Region they concern. Unless us-east-1 is among the Regions read anyway,
 //! `global_events` reads it for those event sources alone.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::api::{CloudTrailApi, LookupQuery};
 use super::context::{SourceContext, SourceError, unix_seconds};
+use super::reread::{Lateness, observe_record};
 use crate::detection::event::Format;
 use crate::detection::sigma::document::LogSource;
 use crate::pipeline;
@@ -96,10 +99,11 @@ fn scopes(settings: &Settings) -> Vec<Scope> {
 pub async fn run<A: CloudTrailApi>(ctx: SourceContext, api: Arc<A>, settings: Settings) {
     let scopes = scopes(&settings);
     let logsource = Arc::new(LogSource::cloudtrail());
+    let lateness: Vec<Mutex<Lateness>> = scopes.iter().map(|_| Mutex::default()).collect();
     ctx.poll_every(settings.interval, || async {
         let mut failure = None;
-        for scope in &scopes {
-            match poll(&ctx, api.as_ref(), scope, &settings, &logsource).await {
+        for (scope, lateness) in scopes.iter().zip(&lateness) {
+            match poll(&ctx, api.as_ref(), scope, &settings, &logsource, lateness).await {
                 Ok(()) => {}
                 Err(err @ (SourceError::Stopped | SourceError::Pipeline(_))) => return Err(err),
                 // One Region failing does not hold the others back.
@@ -120,13 +124,29 @@ async fn poll<A: CloudTrailApi>(
     scope: &Scope,
     settings: &Settings,
     logsource: &Arc<LogSource>,
+    lateness: &Mutex<Lateness>,
 ) -> Result<(), SourceError> {
     let part = scope.checkpoint_part();
     let now = unix_seconds();
     let lookback = i64::try_from(settings.lookback.as_secs()).unwrap_or(RETENTION_SECONDS);
+    // Re-read only as far back as events still arrive late (see `reread`).
+    let reach = {
+        let mut lateness = lock(lateness);
+        let reach = lateness.reach(lookback, now);
+        lateness.begin(now);
+        ctx.metrics
+            .reread_seconds
+            .with_label_values(&[&*ctx.name, part.as_str()])
+            .set(reach);
+        ctx.metrics
+            .lateness_seconds
+            .with_label_values(&[&*ctx.name, part.as_str()])
+            .set(lateness.seen());
+        reach
+    };
     let covered: Option<Covered> = ctx.checkpoint(&part).await?;
     let start = covered
-        .map_or(now - lookback, |c| (c.until - lookback).min(now - lookback))
+        .map_or(now - lookback, |c| (c.until - reach).min(now - reach))
         .max(now - RETENTION_SECONDS);
     let mut query = LookupQuery {
         start,
@@ -146,6 +166,7 @@ async fn poll<A: CloudTrailApi>(
         let page = api.lookup_events(&scope.region, &query).await?;
         newest = newest.max(page.newest_ms);
         for record in page.records {
+            observe_record(&mut lock(lateness), &record);
             let origin = format!(
                 "LookupEvents {} {}..{} #{index}",
                 scope.region, query.start, query.end
@@ -166,11 +187,17 @@ async fn poll<A: CloudTrailApi>(
     }
     ctx.set_checkpoint(&part, Covered { until: query.end })
         .await?;
+    lock(lateness).end();
     if let Some(newest) = newest {
         ctx.lag(newest);
     }
     tracing::debug!(source = %ctx.name, region = %scope.region, events = index, "LookupEvents window read");
     Ok(())
+}
+
+/// The tracker, whatever a panicking holder left: it holds only measurements.
+fn lock(lateness: &Mutex<Lateness>) -> MutexGuard<'_, Lateness> {
+    lateness.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

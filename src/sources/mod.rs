@@ -19,6 +19,7 @@ pub mod context;
 pub mod eventbridge_sqs;
 pub mod faults;
 pub mod queue;
+pub mod reread;
 pub mod s3_sqs;
 
 use std::sync::Arc;

@@ -134,6 +134,10 @@ pub struct SourceMetrics {
     pub skipped: IntCounterVec,
     /// Calls that waited for a client-side rate limit, by operation.
     pub rate_limited: IntCounterVec,
+    /// How far behind its last committed end a polled source re-reads, by source and part.
+    pub reread_seconds: IntGaugeVec,
+    /// The largest lateness a polled source measured recently, by source and part.
+    pub lateness_seconds: IntGaugeVec,
 }
 
 /// The metrics of AWS calls.
@@ -395,6 +399,16 @@ impl Metrics {
                     "cloudwarden_aws_rate_limited_total",
                     "AWS calls that waited for cloudwarden's own rate limit, by operation.",
                     &["operation"],
+                )?,
+                reread_seconds: r.gauge_vec(
+                    "cloudwarden_source_reread_seconds",
+                    "How far behind the end of its last committed window a polled source re-reads now (at most its lookback), by source and part (Region).",
+                    &["source", "part"],
+                )?,
+                lateness_seconds: r.gauge_vec(
+                    "cloudwarden_source_event_lateness_seconds",
+                    "The largest delay between an event's time and its first appearance that a polled source measured over its recent polls, by source and part.",
+                    &["source", "part"],
                 )?,
             },
             aws: AwsMetrics {
