@@ -321,3 +321,74 @@ fn a_record_dated_in_the_future_does_not_blind_correlations_across_a_restart() {
         "{page}"
     );
 }
+
+#[test]
+fn events_ingested_later_than_the_lookback_are_still_read() {
+    let moto = Moto::start();
+    let rt = runtime();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&rt.block_on(moto.sdk_config()));
+    let (group, stream) = ("aws-cloudtrail-logs", "123456789012_CloudTrail_us-east-1");
+    rt.block_on(async {
+        logs.create_log_group()
+            .log_group_name(group)
+            .send()
+            .await
+            .unwrap();
+        logs.create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .send()
+            .await
+            .unwrap();
+        // Ingested now, 4.5 minutes after they happened: within the lookback.
+        let then = now_ms() - 270_000;
+        put(
+            &logs,
+            group,
+            stream,
+            (0..5)
+                .map(|i| (then + i, record(&format!("slow-{i}"), then + i)))
+                .collect(),
+        )
+        .await;
+    });
+    let source = format!(
+        "[[sources]]\nkind = \"cloudwatch_logs\"\nname = \"trail-logs\"\nlog_group = \"{group}\"\nformat = \"cloudtrail\"\ninterval = \"1s\"\nlookback = \"5m\"\n"
+    );
+    let daemon = DaemonProcess::start(&config(&moto, EVERY_TEST_EVENT, &source), &[]);
+    let path = daemon.dir().join("alerts.jsonl");
+    wait_for(&path, Duration::from_secs(60), |a| by_event(a).len() >= 5);
+    let mut measured = 0.0;
+    for _ in 0..20 {
+        let page = get(daemon.admin_addr(), "/metrics").1;
+        measured = metric(
+            &page,
+            "cloudwarden_source_event_lateness_seconds",
+            "source=\"trail-logs\"",
+        );
+        if measured >= 260.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!((260.0..=300.0).contains(&measured), "{measured}");
+    // Now one ingested 5 minutes 20 seconds late: past the configured
+    // lookback, within what the source learned to reach back.
+    rt.block_on(async {
+        let then = now_ms() - 320_000;
+        put(&logs, group, stream, vec![(then, record("slower", then))]).await;
+    });
+    let alerts = wait_for(&path, Duration::from_secs(30), |a| {
+        by_event(a).contains_key("slower")
+    });
+    assert!(by_event(&alerts).contains_key("slower"));
+    let page = get(daemon.admin_addr(), "/metrics").1;
+    assert!(
+        metric(
+            &page,
+            "cloudwarden_source_reread_seconds",
+            "source=\"trail-logs\""
+        ) > 300.0,
+        "{page}"
+    );
+}

@@ -64,6 +64,8 @@ pub struct LogEvent {
     pub stream: String,
     /// Its timestamp, ms since the epoch.
     pub timestamp: i64,
+    /// When CloudWatch Logs ingested it, ms since the epoch.
+    pub ingestion_time: Option<i64>,
     /// The message.
     pub message: String,
 }
@@ -308,6 +310,7 @@ impl Aws {
                     event_id: e.event_id().unwrap_or_default().to_owned(),
                     stream: e.log_stream_name().unwrap_or_default().to_owned(),
                     timestamp: e.timestamp().unwrap_or_default(),
+                    ingestion_time: e.ingestion_time(),
                     message: e.message().unwrap_or_default().to_owned(),
                 })
                 .collect(),

@@ -4,16 +4,22 @@
 //!
 //! Like LookupEvents, each poll re-reads a window reaching `lookback` behind
 //! the end of the last committed one, because log events can be ingested
-//! late; detection drops repeats by each log event's id. A page can be empty
-//! and still carry a next token: the source follows it.
+//! late; detection drops repeats by each log event's id. FilterLogEvents
+//! selects by event time, while events are ingested later, sometimes by
+//! more than the lookback: the source measures each event's ingestion
+//! delay and reaches back past it (plus a quarter, at most a day), so what
+//! arrives that late is still read. A page can be empty and still carry a
+//! next token: the source follows it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::api::{LogQuery, LogsApi};
 use super::context::{SourceContext, SourceError, unix_millis};
+use super::reread::IngestionDelays;
 use crate::config::{LogGroupSelector, RecordFormat};
 use crate::detection::event::Format;
 use crate::detection::sigma::document::LogSource;
@@ -21,6 +27,12 @@ use crate::pipeline;
 
 /// Log groups read under one prefix, at most; more are left out with a warning.
 const MAX_GROUPS: usize = 1000;
+
+/// The furthest a window reaches back for late ingestion, ms.
+const MAX_REACH_MS: i64 = 86_400_000;
+
+/// Ingestion delays per log group (at most `MAX_GROUPS` of them).
+type Delays = Mutex<HashMap<String, IngestionDelays>>;
 
 /// How a `cloudwatch_logs` source reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,11 +64,13 @@ struct Covered {
 /// Polls until shutdown.
 pub async fn run<A: LogsApi>(ctx: SourceContext, api: Arc<A>, settings: Settings) {
     let logsource = Arc::new(settings.logsource.clone());
+    let delays: Delays = Mutex::default();
     ctx.poll_every(settings.interval, || async {
         let groups = groups(&ctx, api.as_ref(), &settings).await?;
+        lock(&delays).retain(|group, _| groups.contains(group));
         let mut failure = None;
         for group in &groups {
-            match poll(&ctx, api.as_ref(), group, &settings, &logsource).await {
+            match poll(&ctx, api.as_ref(), group, &settings, &logsource, &delays).await {
                 Ok(()) => {}
                 Err(err @ (SourceError::Stopped | SourceError::Pipeline(_))) => return Err(err),
                 Err(err) => {
@@ -103,9 +117,26 @@ async fn poll<A: LogsApi>(
     group: &str,
     settings: &Settings,
     logsource: &Arc<LogSource>,
+    delays: &Delays,
 ) -> Result<(), SourceError> {
     let now = unix_millis();
-    let lookback = i64::try_from(settings.lookback.as_millis()).unwrap_or(i64::MAX);
+    let configured = i64::try_from(settings.lookback.as_millis()).unwrap_or(i64::MAX);
+    let (lookback, seen) = {
+        let delays = lock(delays);
+        let group_delays = delays.get(group);
+        (
+            group_delays.map_or(configured, |d| d.reach(configured, MAX_REACH_MS)),
+            group_delays.map_or(0, IngestionDelays::seen),
+        )
+    };
+    ctx.metrics
+        .reread_seconds
+        .with_label_values(&[&*ctx.name, group])
+        .set(lookback / 1000);
+    ctx.metrics
+        .lateness_seconds
+        .with_label_values(&[&*ctx.name, group])
+        .set(seen / 1000);
     let covered: Option<Covered> = ctx.checkpoint(group).await?;
     let start = covered
         .map_or(now - lookback, |c| {
@@ -136,6 +167,12 @@ async fn poll<A: LogsApi>(
         let page = api.filter_log_events(&settings.region, &query).await?;
         for event in page.events {
             newest = newest.max(Some(event.timestamp));
+            if let Some(ingested) = event.ingestion_time {
+                lock(delays)
+                    .entry(group.to_owned())
+                    .or_default()
+                    .observe(ingested - event.timestamp);
+            }
             let origin = format!("{group} {} {}", event.stream, event.event_id);
             let mut e = ctx.event(event.message, origin, format, logsource, batch.token());
             e.time_hint_ms = Some(event.timestamp);
@@ -159,8 +196,14 @@ async fn poll<A: LogsApi>(
         },
     )
     .await?;
+    lock(delays).entry(group.to_owned()).or_default().end();
     if let Some(newest) = newest {
         ctx.lag(newest);
     }
     Ok(())
+}
+
+/// The delays, whatever a panicking holder left: they are only measurements.
+fn lock(delays: &Delays) -> std::sync::MutexGuard<'_, HashMap<String, IngestionDelays>> {
+    delays.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -103,6 +103,46 @@ impl Lateness {
     }
 }
 
+/// How late a log group's events were ingested, per recent poll: CloudWatch
+/// Logs reports each event's ingestion time, and FilterLogEvents selects by
+/// event time, so a window must reach back as far as events are ingested
+/// late, or they are never read.
+#[derive(Debug, Default)]
+pub struct IngestionDelays {
+    polls: VecDeque<i64>,
+    current: i64,
+}
+
+impl IngestionDelays {
+    /// Records one event's delay (ms) in the current poll.
+    pub fn observe(&mut self, delay_ms: i64) {
+        self.current = self.current.max(delay_ms);
+    }
+
+    /// Ends the current poll.
+    pub fn end(&mut self) {
+        self.polls.push_back(self.current);
+        self.current = 0;
+        if self.polls.len() > POLLS_KEPT {
+            self.polls.pop_front();
+        }
+    }
+
+    /// The largest delay seen over the recent polls, ms.
+    pub fn seen(&self) -> i64 {
+        self.polls.iter().copied().max().unwrap_or(0)
+    }
+
+    /// How far behind the last committed end the next window starts (ms):
+    /// at least `lookback`, and past the largest delay seen plus a quarter,
+    /// up to `max`.
+    pub fn reach(&self, lookback: i64, max: i64) -> i64 {
+        let seen = self.seen();
+        let wanted = seen + (seen / 4).max(MIN_MARGIN_SECONDS * 1000);
+        lookback.max(wanted.min(max))
+    }
+}
+
 /// The text of a top-level string field of a JSON record (`"eventID"`),
 /// found without parsing the record: the source needs only two fields.
 pub fn string_field<'t>(text: &'t str, key: &str) -> Option<&'t str> {
@@ -215,6 +255,18 @@ mod tests {
         assert_eq!(observe_record(&mut lateness, record), Some(40));
         assert_eq!(observe_record(&mut lateness, record), None, "seen before");
         assert_eq!(observe_record(&mut lateness, "not json"), None);
+    }
+
+    #[test]
+    fn log_windows_reach_past_the_lookback_when_events_are_ingested_later() {
+        let mut delays = IngestionDelays::default();
+        assert_eq!(delays.reach(300_000, 86_400_000), 300_000);
+        delays.observe(10_000);
+        delays.observe(270_000);
+        delays.end();
+        assert_eq!(delays.seen(), 270_000);
+        assert_eq!(delays.reach(300_000, 86_400_000), 337_500);
+        assert_eq!(delays.reach(300_000, 320_000), 320_000);
     }
 
     #[test]
