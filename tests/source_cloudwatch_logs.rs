@@ -63,6 +63,23 @@ async fn put(
         .unwrap();
 }
 
+/// A log group with one stream.
+async fn create(client: &aws_sdk_cloudwatchlogs::Client, group: &str, stream: &str) {
+    client
+        .create_log_group()
+        .log_group_name(group)
+        .send()
+        .await
+        .unwrap();
+    client
+        .create_log_stream()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .send()
+        .await
+        .unwrap();
+}
+
 #[test]
 fn reads_cloudtrail_from_a_log_group_counts_bad_lines_and_resumes_after_a_restart() {
     let moto = Moto::start();
@@ -70,17 +87,7 @@ fn reads_cloudtrail_from_a_log_group_counts_bad_lines_and_resumes_after_a_restar
     let logs = aws_sdk_cloudwatchlogs::Client::new(&rt.block_on(moto.sdk_config()));
     let (group, stream) = ("aws-cloudtrail-logs", "123456789012_CloudTrail_us-east-1");
     rt.block_on(async {
-        logs.create_log_group()
-            .log_group_name(group)
-            .send()
-            .await
-            .unwrap();
-        logs.create_log_stream()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .send()
-            .await
-            .unwrap();
+        create(&logs, group, stream).await;
         let base = now_ms() - 60_000;
         let mut messages: Vec<(i64, String)> = (0..120)
             .map(|i| (base + i * 100, record(&format!("l-{i:03}"), base + i * 100)))
@@ -240,17 +247,7 @@ fn a_record_dated_in_the_future_does_not_blind_correlations_across_a_restart() {
         record.to_string()
     };
     rt.block_on(async {
-        logs.create_log_group()
-            .log_group_name(group)
-            .send()
-            .await
-            .unwrap();
-        logs.create_log_stream()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .send()
-            .await
-            .unwrap();
+        create(&logs, group, stream).await;
         // Ingested now, but stamped 2099.
         let future = jiff::Timestamp::from_second(4_070_908_800)
             .unwrap()
@@ -329,17 +326,7 @@ fn events_ingested_later_than_the_lookback_are_still_read() {
     let logs = aws_sdk_cloudwatchlogs::Client::new(&rt.block_on(moto.sdk_config()));
     let (group, stream) = ("aws-cloudtrail-logs", "123456789012_CloudTrail_us-east-1");
     rt.block_on(async {
-        logs.create_log_group()
-            .log_group_name(group)
-            .send()
-            .await
-            .unwrap();
-        logs.create_log_stream()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .send()
-            .await
-            .unwrap();
+        create(&logs, group, stream).await;
         // Ingested now, 4.5 minutes after they happened: within the lookback.
         let then = now_ms() - 270_000;
         put(

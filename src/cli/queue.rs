@@ -41,23 +41,22 @@ fn open(config: &Config) -> Result<StateStore, ExitCode> {
     })
 }
 
-fn set_aside(state: &StateStore) -> Result<Vec<(String, SetAside)>, ExitCode> {
-    state
+/// The state store and the messages set aside in it.
+fn set_aside(config: &Config) -> Result<(StateStore, Vec<(String, SetAside)>), ExitCode> {
+    let state = open(config)?;
+    let messages = state
         .records(SET_ASIDE_NAMESPACE, SystemTime::now(), usize::MAX)
         .map_err(|err| {
             eprintln!("cloudwarden: cannot read the set-aside messages: {err}");
             ExitCode::FAILURE
-        })
+        })?;
+    Ok((state, messages))
 }
 
 /// `queue list-set-aside`.
 pub fn list(config: &Config, format: ListFormat) -> ExitCode {
-    let state = match open(config) {
-        Ok(state) => state,
-        Err(code) => return code,
-    };
-    let messages = match set_aside(&state) {
-        Ok(messages) => messages,
+    let messages = match set_aside(config) {
+        Ok((_, messages)) => messages,
         Err(code) => return code,
     };
     for (id, m) in &messages {
@@ -90,12 +89,8 @@ pub fn list(config: &Config, format: ListFormat) -> ExitCode {
 
 /// `queue redrive [ID...]`: every set-aside message, or the ones named.
 pub fn redrive(config: &Config, ids: &[String]) -> ExitCode {
-    let state = match open(config) {
-        Ok(state) => state,
-        Err(code) => return code,
-    };
-    let messages = match set_aside(&state) {
-        Ok(messages) => messages,
+    let (state, messages) = match set_aside(config) {
+        Ok(found) => found,
         Err(code) => return code,
     };
     let unknown: Vec<&String> = ids

@@ -20,6 +20,14 @@ pub struct LogSource {
     pub service: Option<String>,
 }
 
+/// Whether two logsource attributes agree: equal, or one of them unset.
+fn agree(a: &Option<String>, b: &Option<String>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
 impl std::fmt::Display for LogSource {
     /// `product: aws, service: iam`, or `any` when it names nothing.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,10 +60,7 @@ impl LogSource {
     /// Whether a filter with this logsource can apply to a rule with
     /// `rule`'s: no part that both give differs.
     pub fn compatible(&self, rule: &LogSource) -> bool {
-        let ok = |a: &Option<String>, b: &Option<String>| match (a, b) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
-        };
+        let ok = agree;
         ok(&self.category, &rule.category)
             && ok(&self.product, &rule.product)
             && (ok(&self.service, &rule.service) || self.service_of(rule) || rule.service_of(self))
@@ -69,10 +74,7 @@ impl LogSource {
     /// only those whose `eventSource` is that service's (see
     /// [`aws_services`](super::aws_services)).
     pub fn admits(&self, events: &LogSource) -> bool {
-        let ok = |rule: &Option<String>, event: &Option<String>| match (rule, event) {
-            (Some(r), Some(e)) => r == e,
-            _ => true,
-        };
+        let ok = agree;
         ok(&self.category, &events.category)
             && ok(&self.product, &events.product)
             && (ok(&self.service, &events.service) || self.service_of(events))

@@ -75,6 +75,17 @@ fn record(id: &str, name: &str, minute: u32) -> String {
 }
 
 fn run_batch(state: &StateStore, metrics: &Metrics, events: Vec<String>) -> (bool, StageSummary) {
+    run_events(state, metrics, events, event)
+}
+
+/// Restores a stage from `state`, runs `events` (made into pipeline events
+/// by `make`) through it to the end, and says whether all were acknowledged.
+fn run_events(
+    state: &StateStore,
+    metrics: &Metrics,
+    events: Vec<String>,
+    make: impl Fn(String, Ack) -> Event,
+) -> (bool, StageSummary) {
     let (mut stage, tx) = stage(state, metrics);
     stage.restore().unwrap();
     let (batch, pending) = batch();
@@ -83,7 +94,7 @@ fn run_batch(state: &StateStore, metrics: &Metrics, events: Vec<String>) -> (boo
         .unwrap();
     runtime.block_on(async {
         for raw in events {
-            tx.send(event(raw, batch.token())).await.unwrap();
+            tx.send(make(raw, batch.token())).await.unwrap();
         }
     });
     drop(batch);
@@ -197,21 +208,8 @@ fn after_downtime_the_re_read_overlap_is_still_a_duplicate() {
     };
     let run = |events: Vec<String>| {
         let state = StateStore::open(&path).unwrap();
-        let (mut stage, tx) = stage(&state, &metrics);
-        stage.restore().unwrap();
-        let (batch, pending) = batch();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            for raw in events {
-                tx.send(polled(raw, batch.token())).await.unwrap();
-            }
-        });
-        drop(batch);
-        drop(tx);
-        let summary = stage.run().unwrap();
-        assert!(runtime.block_on(pending.wait()));
+        let (done, summary) = run_events(&state, &metrics, events, polled);
+        assert!(done);
         summary
     };
     let first = run(vec![at("u1", "CreateUser", "2025-11-01T10:00:00Z")]);
