@@ -91,6 +91,7 @@ pub(super) struct RawSource {
     pub name: Leaf,
     pub interval: Leaf,
     pub regions: Leaf,
+    pub accounts: Leaf,
     pub lookback: Leaf,
     pub log_group: Leaf,
     pub log_group_prefix: Leaf,

@@ -68,6 +68,8 @@ pub enum SourceKind {
         max_attempts: u32,
         /// How long a received message stays hidden.
         visibility_timeout: Duration,
+        /// The accounts whose events are accepted; empty accepts any.
+        accounts: Vec<String>,
     },
 }
 
@@ -157,9 +159,13 @@ impl Kind {
                 "logsource",
             ],
             // SQS sources long-poll continuously, so they have no interval.
-            Kind::S3Sqs | Kind::EventBridgeSqs => {
-                &["queue_url", "max_attempts", "visibility_timeout"]
-            }
+            Kind::S3Sqs => &["queue_url", "max_attempts", "visibility_timeout"],
+            Kind::EventBridgeSqs => &[
+                "queue_url",
+                "max_attempts",
+                "visibility_timeout",
+                "accounts",
+            ],
         }
     }
 
@@ -250,11 +256,13 @@ fn source(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<SourceConfi
                 }
             }),
             Kind::EventBridgeSqs => {
+                let accounts = accounts(c, k, &r);
                 queue(c, k, &r).map(|(queue_url, max_attempts, visibility_timeout)| {
                     SourceKind::EventBridgeSqs {
                         queue_url,
                         max_attempts,
                         visibility_timeout,
+                        accounts,
                     }
                 })
             }
@@ -267,10 +275,11 @@ fn source(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<SourceConfi
 }
 
 /// Every key of a raw source, for the check that each applies to its kind.
-fn leaves(r: &RawSource) -> [(&'static str, &Leaf); 14] {
+fn leaves(r: &RawSource) -> [(&'static str, &Leaf); 15] {
     [
         ("interval", &r.interval),
         ("regions", &r.regions),
+        ("accounts", &r.accounts),
         ("lookback", &r.lookback),
         ("global_events", &r.global_events),
         ("log_group", &r.log_group),
@@ -284,6 +293,19 @@ fn leaves(r: &RawSource) -> [(&'static str, &Leaf); 14] {
         ("max_attempts", &r.max_attempts),
         ("visibility_timeout", &r.visibility_timeout),
     ]
+}
+
+/// `accounts`: 12-digit account ids, each checked.
+fn accounts(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Vec<String> {
+    let ids: Vec<String> = c.value(&k.key("accounts"), &r.accounts).unwrap_or_default();
+    let mut accounts = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        match formats::account_id(id) {
+            Ok(id) => accounts.push(id),
+            Err(message) => c.report(&k.key("accounts").index(i), message),
+        }
+    }
+    accounts
 }
 
 fn lookup(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<SourceKind> {

@@ -104,13 +104,14 @@ pub async fn run<A>(
             queue_url,
             max_attempts,
             visibility_timeout,
+            accounts,
         } => {
             let settings = queue::QueueSettings {
                 queue_url,
                 max_attempts,
                 visibility: visibility_timeout,
             };
-            eventbridge_sqs::run(ctx, api, settings).await;
+            eventbridge_sqs::run(ctx, api, settings, accounts).await;
         }
     }
 }
