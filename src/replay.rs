@@ -52,6 +52,8 @@ pub struct ReplayOptions {
 pub struct Summary {
     /// Files read.
     pub files: u64,
+    /// Files that could not be opened.
+    pub unopened: u64,
     /// Bytes read from them (compressed size for gzip).
     pub bytes: u64,
     /// Records read (processed, rejected and duplicates).
@@ -229,6 +231,7 @@ pub fn replay(
                 Err(err) => {
                     writeln!(notes, "{name}: cannot open: {err}")?;
                     *summary.rejected.entry(Reason::Unreadable).or_default() += 1;
+                    summary.unopened += 1;
                     continue;
                 }
             }

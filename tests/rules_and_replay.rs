@@ -407,3 +407,32 @@ fn validate_and_rules_list_name_rules_that_no_configured_source_feeds() {
     assert!(!fed["win-logon"]);
     assert!(fed["key-made"]);
 }
+
+#[test]
+fn replay_fails_when_an_input_cannot_be_read_or_a_rule_does_not_load() {
+    let (_dir, config) = no_builtin();
+    let output = run(
+        &["replay", "--config", &config, "/nonexistent/trail.json"],
+        &[],
+    );
+    let (_, stderr) = out(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("1 file(s) not opened"), "{stderr}");
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("e.json");
+    std::fs::write(&events, "[]").unwrap();
+    let output = run(
+        &[
+            "replay",
+            "--config",
+            &config,
+            "--rules",
+            &fixtures("broken"),
+            &events.display().to_string(),
+        ],
+        &[],
+    );
+    let (_, stderr) = out(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("rule(s) not loaded"), "{stderr}");
+}

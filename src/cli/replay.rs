@@ -38,7 +38,7 @@ pub fn run(
     format: InputFormat,
     reorder_bytes: usize,
 ) -> ExitCode {
-    let (set, _) = super::rules::load(config, extra_rules, builtin);
+    let (set, rule_failures) = super::rules::load(config, extra_rules, builtin);
     let mut engine = Engine::new(set, config.engine());
     let options = ReplayOptions {
         inputs: inputs.to_vec(),
@@ -113,7 +113,19 @@ pub fn run(
                 stats.late_events,
                 stats.future_events
             );
-            ExitCode::SUCCESS
+            // A replay that could not read an input, or ran without some of
+            // its rules, did not check what it was asked to: say so in the exit code.
+            if summary.unopened > 0 || rule_failures > 0 {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "cloudwarden: replay incomplete: {} file(s) not opened, {} rule(s) not loaded",
+                    summary.unopened,
+                    rule_failures
+                );
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         // A closed stdout (replay | head) is not worth more than the exit code.
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
