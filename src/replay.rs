@@ -252,17 +252,18 @@ pub fn replay(
                     let overflow = reorder.push(&file, record.position, text);
                     summary.reorder_overflow += overflow.len() as u64;
                     overflow.into_iter().try_for_each(|held| {
-                        evaluate(engine, options, &mut summary, &held, out, notes)
+                        let at = At(&held.file, held.position);
+                        evaluate(engine, options, &mut summary, (&at, &held.text), out, notes)
                     })
                 }
-                Ok(text) => {
-                    let held = Held {
-                        file: Arc::clone(&file),
-                        position: record.position,
-                        text: text.to_owned(),
-                    };
-                    evaluate(engine, options, &mut summary, &held, out, notes)
-                }
+                Ok(text) => evaluate(
+                    engine,
+                    options,
+                    &mut summary,
+                    (&At(&file, record.position), text),
+                    out,
+                    notes,
+                ),
                 Err(rejection) => {
                     reject(&mut summary, &At(&file, record.position), &rejection, notes)
                 }
@@ -281,7 +282,8 @@ pub fn replay(
         }
     }
     for held in reorder.drain() {
-        evaluate(engine, options, &mut summary, &held, out, notes)?;
+        let at = At(&held.file, held.position);
+        evaluate(engine, options, &mut summary, (&at, &held.text), out, notes)?;
     }
     for alert in engine.finish() {
         summary.count_alert(&alert);
@@ -297,17 +299,16 @@ fn evaluate(
     engine: &mut Engine,
     options: &ReplayOptions,
     summary: &mut Summary,
-    held: &Held,
+    (origin, text): (&At<'_>, &str),
     out: &mut dyn Write,
     notes: &mut dyn Write,
 ) -> io::Result<()> {
-    let origin = At(&held.file, held.position);
-    match process(engine, options, summary, &held.text, &origin) {
+    match process(engine, options, summary, text, origin) {
         Ok(alerts) => alerts.iter().try_for_each(|a| {
             summary.count_alert(a);
             writeln!(out, "{}", a.to_json_line())
         }),
-        Err(rejection) => reject(summary, &origin, &rejection, notes),
+        Err(rejection) => reject(summary, origin, &rejection, notes),
     }
 }
 

@@ -48,6 +48,7 @@ pub struct Dedup {
     seen: HashMap<u128, u32, IdHasher>,
     rings: Vec<Ring>,
     ring_of: HashMap<Arc<str>, u32>,
+    last_ring: Option<u32>,
     evicted: u64,
     /// Ids first seen since the last [`Dedup::take_new`], when tracked.
     new: Option<Vec<(Arc<str>, u128, i64)>>,
@@ -118,6 +119,7 @@ impl Dedup {
             seen: HashMap::with_hasher(IdHasher),
             rings: Vec::new(),
             ring_of: HashMap::new(),
+            last_ring: None,
             evicted: 0,
             new: None,
             removed: None,
@@ -145,7 +147,14 @@ impl Dedup {
     }
 
     fn ring(&mut self, source: &str) -> u32 {
+        // Batches come from one source at a time: try the last one first.
+        if let Some(ring) = self.last_ring {
+            if &*self.rings[ring as usize].source == source {
+                return ring;
+            }
+        }
         if let Some(&ring) = self.ring_of.get(source) {
+            self.last_ring = Some(ring);
             return ring;
         }
         let ring = u32::try_from(self.rings.len()).unwrap_or(u32::MAX);
@@ -157,6 +166,7 @@ impl Dedup {
             floors: BTreeMap::new(),
         });
         self.ring_of.insert(source, ring);
+        self.last_ring = Some(ring);
         ring
     }
 

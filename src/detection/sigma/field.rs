@@ -199,6 +199,10 @@ impl FieldPath {
         };
         let mut reached = false;
         if let Some(child) = doc.top_level(self.slots[0], first) {
+            if self.segments.len() == 1 {
+                // No longer dotted key to try instead.
+                return walk(child, &[], 0, flatten, visit);
+            }
             let hit = walk(child, &self.segments[1..], 0, flatten, &mut |v| {
                 reached = true;
                 visit(v)
