@@ -264,3 +264,52 @@ fn speaks_the_systemd_notify_protocol_with_the_watchdog() {
     assert!(stopping.contains("STOPPING=1"), "{stopping}");
     assert_eq!(daemon.wait_exit(GRACE).and_then(|s| s.code()), Some(0));
 }
+
+#[test]
+fn a_detection_commit_that_keeps_failing_ends_the_process_with_exit_1_naming_the_cause() {
+    use support::cloudtrail_server::CloudTrailServer;
+    let server = CloudTrailServer::start();
+    let time = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    server.add(
+        "us-east-1",
+        serde_json::json!({
+            "eventVersion": "1.08", "eventTime": time, "eventSource": "test.amazonaws.com",
+            "eventName": "DescribeThings", "awsRegion": "us-east-1", "eventID": "commit-fails-1",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/tester"},
+            "sourceIPAddress": "203.0.113.10", "recipientAccountId": "123456789012"
+        }),
+    );
+    let sources = "[[sources]]\nkind = \"cloudtrail_lookup\"\nname = \"lookup\"\ninterval = \"1s\"\nglobal_events = false\n";
+    let text = support::daemon_config(
+        &server.endpoint(),
+        "",
+        support::EVERY_TEST_EVENT,
+        support::EVERY_ALERT_TO_FILE,
+        sources,
+    );
+    // Every state write fails once the daemon has started, as on a full disk.
+    let mut daemon = DaemonProcess::start(&text, &[(cloudwarden::daemon::FAIL_STATE_WRITES, "1")]);
+    let status = daemon
+        .wait_exit(Duration::from_secs(60))
+        .expect("the daemon stops on its own when detection cannot commit");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a supervisor restarts only a failed exit; stderr: {}",
+        daemon.stderr()
+    );
+    let line = daemon
+        .wait_for_log("critical task failed", Duration::ZERO)
+        .unwrap_or_else(|| panic!("logs: {:#?}", daemon.logs()));
+    assert!(
+        line.contains("detection") && line.contains("cannot commit to the state store"),
+        "{line}"
+    );
+    let stderr = daemon.stderr();
+    assert!(
+        stderr.contains("critical task detection failed: detection cannot commit"),
+        "{stderr}"
+    );
+}

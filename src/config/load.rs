@@ -58,6 +58,11 @@ fn layers(file: Option<&ConfigFile>) -> Figment {
     if let Some(file) = file {
         figment = figment.merge(file);
     }
-    // CLOUDWARDEN_CONFIG names the file itself (see the CLI), not a key.
-    figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]))
+    // CLOUDWARDEN_CONFIG names the file itself (see the CLI), not a key, and
+    // CLOUDWARDEN_TEST_FAIL_STATE_WRITES is a test fault (daemon::lifecycle).
+    figment.merge(
+        Env::prefixed(ENV_PREFIX)
+            .split("__")
+            .ignore(&["config", "test_fail_state_writes"]),
+    )
 }

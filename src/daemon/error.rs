@@ -35,6 +35,14 @@ pub enum DaemonError {
         /// What happened to it.
         detail: String,
     },
+    /// A critical task failed while the daemon ran, and the daemon stopped.
+    #[error("critical task {task} failed: {detail}")]
+    Failed {
+        /// Which task.
+        task: String,
+        /// Why it failed.
+        detail: String,
+    },
     /// An SNS topic does not exist or may not be used.
     #[error("alert topics cannot be used: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Topics {

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::DaemonError;
 use crate::config::Config;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
 
@@ -31,6 +31,10 @@ use crate::sources::api::Aws;
 use crate::state::StateStore;
 use crate::telemetry::{Metrics, Status, admin};
 
+/// A test fault: when this variable is set, every state store write fails
+/// once the daemon has started, as on a full disk.
+pub const FAIL_STATE_WRITES: &str = "CLOUDWARDEN_TEST_FAIL_STATE_WRITES";
+
 /// How often expired state records are removed.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
@@ -47,6 +51,8 @@ pub struct Daemon {
     admin_stop: CancellationToken,
     /// Cancelled when a critical task ends on its own.
     failure: CancellationToken,
+    /// The first critical task that failed, and why: the daemon's exit says so.
+    cause: Arc<OnceLock<(String, String)>>,
     /// Sources, detection and background work.
     tasks: TaskTracker,
     admin: JoinHandle<std::io::Result<()>>,
@@ -99,6 +105,7 @@ impl Daemon {
             stop: CancellationToken::new(),
             admin_stop,
             failure,
+            cause: Arc::new(OnceLock::new()),
             tasks: TaskTracker::new(),
             admin,
         };
@@ -129,6 +136,13 @@ impl Daemon {
         daemon.start_sources(&config, events, clients);
         daemon.spawn_housekeeping();
         daemon.spawn_identity_check(sdk);
+        if std::env::var_os(FAIL_STATE_WRITES).is_some() {
+            tracing::warn!(
+                variable = FAIL_STATE_WRITES,
+                "test fault armed: every state store write fails from now on"
+            );
+            daemon.state.fail_writes();
+        }
         tracing::info!(address = %admin_addr, "serving metrics, health and readiness");
         Ok(daemon)
     }
@@ -166,7 +180,23 @@ impl Daemon {
     /// Stops everything along the one shutdown path, within the grace period:
     /// sources stop, detection drains, the state store closes, the admin
     /// server stops last so that readiness stays observable meanwhile.
+    ///
+    /// When a critical task failed, the result is that failure
+    /// ([`DaemonError::Failed`]) even if the rest stopped cleanly, so that
+    /// the process exits non-zero and a supervisor restarts it.
     pub async fn shutdown(self) -> Result<(), DaemonError> {
+        let cause = Arc::clone(&self.cause);
+        let stopped = self.stop_tasks().await;
+        match (stopped, cause.get()) {
+            (Ok(()), Some((task, detail))) => Err(DaemonError::Failed {
+                task: task.clone(),
+                detail: detail.clone(),
+            }),
+            (stopped, _) => stopped,
+        }
+    }
+
+    async fn stop_tasks(self) -> Result<(), DaemonError> {
         let deadline = Instant::now() + self.grace;
         self.status.waiting("daemon", "shutting down");
         self.stop.cancel();
@@ -206,18 +236,38 @@ impl Daemon {
 
     /// [`Daemon::supervise`] with a name made at run time.
     fn supervise_named(&self, name: String, task: impl Future<Output = ()> + Send + 'static) {
+        self.supervise_fallible(name, async move {
+            task.await;
+            Ok(())
+        });
+    }
+
+    /// [`Daemon::supervise`] for a task that can say why it failed. An error
+    /// is a failure even during shutdown (detection failing to commit while
+    /// it drains, say); the first failure becomes the daemon's exit.
+    fn supervise_fallible(
+        &self,
+        name: String,
+        task: impl Future<Output = Result<(), String>> + Send + 'static,
+    ) {
         let inner = tokio::spawn(task);
-        let (stop, status, failure) =
-            (self.stop.clone(), self.status.clone(), self.failure.clone());
+        let (stop, status, failure, cause) = (
+            self.stop.clone(),
+            self.status.clone(),
+            self.failure.clone(),
+            Arc::clone(&self.cause),
+        );
         self.tasks.spawn(async move {
             let detail = match inner.await {
-                Ok(()) if stop.is_cancelled() => return,
-                Ok(()) => "stopped unexpectedly".to_owned(),
+                Ok(Ok(())) if stop.is_cancelled() => return,
+                Ok(Ok(())) => "stopped unexpectedly".to_owned(),
+                Ok(Err(err)) => err,
                 Err(err) if err.is_panic() => "panicked".to_owned(),
                 Err(err) => err.to_string(),
             };
-            tracing::error!(task = %name, detail, "critical task ended");
-            status.failed(format!("{name} {detail}"));
+            tracing::error!(task = %name, detail, "critical task failed; the daemon stops and exits non-zero");
+            status.failed(format!("{name} failed"));
+            let _ = cause.set((name, detail));
             failure.cancel();
         });
     }
@@ -276,7 +326,7 @@ impl Daemon {
         };
         let mut stage = DetectionStage::new(receiver, engine, ctx);
         let done = pipeline.done;
-        self.supervise("detection", async move {
+        self.supervise_fallible("detection".to_owned(), async move {
             // Delivery makes its last pass once detection committed its last batch.
             let _done = done.drop_guard();
             let run = tokio::task::spawn_blocking(move || {
@@ -295,9 +345,11 @@ impl Daemon {
                         alerts = summary.alerts,
                         "detection stage drained"
                     );
+                    Ok(())
                 }
-                Ok(Err(err)) => tracing::error!(error = %err, "detection stopped"),
-                Err(err) => tracing::error!(error = %err, "detection thread failed"),
+                Ok(Err(err)) => Err(err),
+                Err(err) if err.is_panic() => Err("the detection thread panicked".to_owned()),
+                Err(err) => Err(format!("the detection thread failed: {err}")),
             }
         });
     }

@@ -4,7 +4,9 @@
 //! spawns the pipeline; [`Daemon::shutdown`] is the one way down: stop the
 //! sources, let detection drain what they queued, close the state store,
 //! stop the admin server — all within the configured grace period.
-//! [`run`] wraps both for the binary with signals and systemd notifications.
+//! [`run`] wraps both for the binary with signals and systemd notifications;
+//! when a critical task failed, it returns that failure after the shutdown,
+//! so the process exits non-zero and a supervisor restarts it.
 
 mod error;
 mod lifecycle;
@@ -12,7 +14,7 @@ mod signals;
 mod systemd;
 
 pub use error::DaemonError;
-pub use lifecycle::Daemon;
+pub use lifecycle::{Daemon, FAIL_STATE_WRITES};
 
 use crate::config::Config;
 

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError};
@@ -22,6 +23,8 @@ pub struct StateStore {
     db: Arc<Database>,
     path: PathBuf,
     metrics: Option<StateMetrics>,
+    /// Set by [`StateStore::fail_writes`]: every later write fails.
+    failing: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -58,6 +61,7 @@ impl StateStore {
             db: Arc::new(db),
             path: path.to_owned(),
             metrics: None,
+            failing: Arc::new(AtomicBool::new(false)),
         };
         store.check_schema()?;
         Ok(store)
@@ -119,10 +123,26 @@ impl StateStore {
         result
     }
 
+    /// Makes every later write of this store (and its clones) fail as a
+    /// full disk would, before anything is written. A fault for tests: the
+    /// daemon arms it only when `CLOUDWARDEN_TEST_FAIL_STATE_WRITES` is set.
+    pub fn fail_writes(&self) {
+        self.failing.store(true, Ordering::Relaxed);
+    }
+
     fn write_inner<T>(
         &self,
         stage: impl FnOnce(&mut WriteTxn) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(StateError::storage(
+                "commit",
+                std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "injected write failure (CLOUDWARDEN_TEST_FAIL_STATE_WRITES)",
+                ),
+            ));
+        }
         let inner = self
             .db
             .begin_write()
