@@ -489,3 +489,90 @@ fn set_aside_messages_can_be_listed_and_sent_back_once_the_daemon_is_stopped() {
         "{listed:?}"
     );
 }
+
+#[test]
+fn an_s3_outage_sets_nothing_aside_reports_not_ready_and_loses_nothing() {
+    let moto = Moto::start();
+    let rt = runtime();
+    let aws = rt.block_on(Aws::new(&moto));
+    // S3 is unreachable from the start; SQS works.
+    let s3 = support::proxy::Proxy::start(moto.addr(), false);
+    let bucket = "outage-trail";
+    let prefix = "AWSLogs/123456789012/CloudTrail/us-east-1/2026/11/22";
+    let queue = rt.block_on(async {
+        aws.s3.create_bucket().bucket(bucket).send().await.unwrap();
+        let queue = aws.queue("outage-files").await;
+        for f in 0..3 {
+            let key = format!("{prefix}/f{f}.json.gz");
+            let ids = (0..20).map(move |i| format!("o{f}-{i:02}"));
+            aws.put(bucket, &key, trail_file(ids, "test.amazonaws.com"))
+                .await;
+            aws.send(&queue, &s3_notification(bucket, &key)).await;
+        }
+        queue
+    });
+    // With max_attempts = 1, the first counted failure would set a file aside.
+    let sources = format!(
+        "[[sources]]\nkind = \"s3_sqs\"\nname = \"org-trail\"\nqueue_url = \"{queue}\"\nmax_attempts = 1\n"
+    );
+    let extra = format!("[aws.endpoints]\ns3 = \"{}\"", s3.url());
+    let daemon = DaemonProcess::start(&config(&moto, &sources, &extra), &[]);
+    let path = daemon.dir().join("alerts.jsonl");
+    let admin = daemon.admin_addr();
+    // Every file fails again and again while S3 is away.
+    let started = std::time::Instant::now();
+    let failures = loop {
+        let page = get(admin, "/metrics").1;
+        let n = metric(
+            &page,
+            "cloudwarden_source_message_failures_total",
+            "outcome=\"transient\"",
+        );
+        if n >= 6.0 || started.elapsed() > Duration::from_secs(90) {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        failures >= 6.0,
+        "each file failed at least twice: {failures}"
+    );
+    let (status, body) = get(admin, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("retrying: s3 GetObject failing (dispatch, transient)"),
+        "{body}"
+    );
+    assert!(!body.contains("arn:") && !body.contains(bucket), "{body}");
+    let page = get(admin, "/metrics").1;
+    assert_eq!(
+        metric(
+            &page,
+            "cloudwarden_source_messages_set_aside_total",
+            "source=\"org-trail\""
+        ),
+        0.0
+    );
+    // S3 comes back: every record is read, once, and the source is ready.
+    s3.on();
+    let alerts = wait_for(&path, Duration::from_secs(120), |a| by_event(a).len() >= 60);
+    assert_eq!(by_event(&alerts).len(), 60);
+    let started = std::time::Instant::now();
+    while rt.block_on(aws.left(&queue)) != (0, 0) && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(rt.block_on(aws.left(&queue)), (0, 0));
+    assert!(wait_delivered(admin, "file", Duration::from_secs(30)));
+    let alerts = read(&path);
+    assert!(by_event(&alerts).values().all(|ids| ids.len() == 1));
+    assert_eq!(get(admin, "/readyz").0, 200);
+    let page = get(admin, "/metrics").1;
+    assert_eq!(
+        metric(
+            &page,
+            "cloudwarden_source_messages_set_aside_total",
+            "source=\"org-trail\""
+        ),
+        0.0
+    );
+}

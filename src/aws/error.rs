@@ -72,6 +72,17 @@ fn source_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+impl AwsError {
+    /// A short account without AWS's message (which can name ARNs, keys
+    /// and accounts): service, operation, code and class. For `/readyz`.
+    pub fn short(&self) -> String {
+        format!(
+            "{} {} failing ({}, {})",
+            self.service, self.operation, self.code, self.class
+        )
+    }
+}
+
 impl fmt::Display for AwsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

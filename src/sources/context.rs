@@ -111,6 +111,17 @@ impl SourceContext {
             .inc();
     }
 
+    /// Something that passes is failing (S3 unreachable, throttling): the
+    /// source is not ready, with `reason`, until [`SourceContext::succeeded`].
+    /// `reason` is short and carries no AWS message text.
+    pub fn degraded(&self, reason: impl Into<String>) {
+        self.status.waiting(&self.component(), reason);
+        self.metrics
+            .ready
+            .with_label_values(&[&self.name, self.kind])
+            .set(0);
+    }
+
     /// An event for detection.
     pub fn event(
         &self,
@@ -215,7 +226,11 @@ impl SourceContext {
                 Err(err) => {
                     let wait = backoff.next_delay();
                     tracing::warn!(source = %self.name, error = %err, retry_in = %humantime::format_duration(round(wait)), "poll failed");
-                    self.failed(&err);
+                    self.failed(match &err {
+                        // AWS's message can name ARNs and accounts: not for /readyz.
+                        SourceError::Aws(aws) => aws.short(),
+                        other => other.to_string(),
+                    });
                     wait
                 }
             };

@@ -98,13 +98,13 @@ async fn handle(
         .await
         .is_err()
     {
-        return Outcome::Retry("the pipeline has stopped".to_owned());
+        return Outcome::Interrupted("the pipeline has stopped".to_owned());
     }
     drop(batch);
     if pending.wait().await {
         Outcome::Done
     } else {
-        Outcome::Retry("detection did not commit the event".to_owned())
+        Outcome::Interrupted("detection did not commit the event".to_owned())
     }
 }
 

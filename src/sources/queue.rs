@@ -3,10 +3,29 @@
 //!
 //! A message stays hidden while it is handled: its visibility is extended
 //! every half timeout, so a large trail file is not handed to a second
-//! reader meanwhile. A message whose handling fails becomes visible again
-//! later (each failure waits longer) and is retried; after `max_attempts`
-//! it is set aside: kept in the state store with why, counted, logged, and
-//! deleted from the queue, so one poison message cannot block the rest.
+//! reader meanwhile. What happens when handling does not finish depends on
+//! why, and only failures of the message itself count:
+//!
+//! - **Transient** (throttling, 5xx, timeouts, connection failures): the
+//!   message comes back after a capped, jittered backoff (2 s up to 5 min),
+//!   for as long as it takes; the source is not ready, with a short reason,
+//!   until a message is handled again. Never counted.
+//! - **Interrupted** (shutdown in the middle of a file): the message is made
+//!   visible again at once for the next process. Never counted.
+//! - **Permanent** (a malformed file, access denied to that object, no such
+//!   key): counted in the state store (namespace `queue-attempts`, keyed by
+//!   source and message id), so the count survives restarts.
+//! - **Crash**: before handling a message its id is written to the
+//!   checkpoint `source:NAME:in-hand`, and cleared when it is settled. A
+//!   marker found at start means the process died handling that message
+//!   (abort, out of memory, kill -9), which counts as an attempt.
+//!
+//! The count is checked *before* handling: a message with `max_attempts`
+//! counted failures is set aside (kept in the state store with why, counted,
+//! logged, and deleted from the queue) without being handled again, so an
+//! input that kills the process cannot crash-loop it, and one poison message
+//! cannot block the rest. SQS's ApproximateReceiveCount is not used for
+//! this: it grows with every receive, transient failures included.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,19 +36,38 @@ use serde::{Deserialize, Serialize};
 use super::api::{Message, QueueApi};
 use super::context::{SourceContext, blocking, unix_seconds};
 use crate::aws::retry::Backoff;
+use crate::state::StateError;
 
 /// State store namespace of messages set aside.
 pub const SET_ASIDE_NAMESPACE: &str = "set-aside";
 
+/// State store namespace of the failures counted against each message.
+pub const ATTEMPTS_NAMESPACE: &str = "queue-attempts";
+
+/// Checkpoint part (`source:NAME:in-hand`) naming the message being handled.
+pub const IN_HAND: &str = "in-hand";
+
 /// Set-aside messages are kept this long for someone to look at.
 const SET_ASIDE_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+
+/// A message's failure count is kept as long as SQS can keep the message.
+const ATTEMPTS_RETENTION: Duration = Duration::from_secs(14 * 86_400);
+
+/// The first wait before a transiently failed message is seen again.
+const TRANSIENT_FIRST: Duration = Duration::from_secs(2);
+
+/// The longest wait before a transiently failed message is seen again.
+const TRANSIENT_CAP: Duration = Duration::from_secs(300);
+
+/// What the log says a crash was.
+const CRASHED: &str = "the process ended while handling it (abort, out of memory or kill)";
 
 /// How a queue source receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSettings {
     /// The queue.
     pub queue_url: String,
-    /// Receives a message may fail before it is set aside.
+    /// Counted failures (permanent ones and crashes) before a message is set aside.
     pub max_attempts: u32,
     /// How long a received message stays hidden, extended while it is handled.
     pub visibility: Duration,
@@ -42,10 +80,32 @@ pub enum Outcome {
     Done,
     /// Nothing to do with it (a test event, a digest file): delete it.
     Skip(&'static str),
-    /// It could not be handled now: let it come back later.
-    Retry(String),
+    /// A failure that passes (throttling, 5xx, timeout, connection): retry
+    /// later, as long as it takes; not an attempt.
+    Transient {
+        /// Short, for `/readyz`: no AWS message text, no ARNs.
+        reason: String,
+        /// The whole error, for the log.
+        detail: String,
+    },
+    /// Shutdown began (or the pipeline stopped) while it was handled: let
+    /// the next reader have it at once; not an attempt.
+    Interrupted(String),
+    /// A failure of this message that retrying is unlikely to fix (a
+    /// malformed file, access denied to the object, no such key): counts
+    /// towards `max_attempts`.
+    Failed(String),
     /// It can never be handled: set it aside now.
     SetAside(String),
+}
+
+/// The failures counted against one message, across receives and restarts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Attempts {
+    /// Permanent failures and crashes so far.
+    pub counted: u32,
+    /// The last of them.
+    pub last: String,
 }
 
 /// A message kept after failing, for an operator.
@@ -77,6 +137,16 @@ where
         .unwrap_or(43_200)
         .clamp(30, 43_200);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    let mut settler = Settler {
+        ctx: &ctx,
+        queue: &*queue,
+        settings: &settings,
+        transient: Backoff::new(TRANSIENT_FIRST, TRANSIENT_CAP),
+        degraded: false,
+    };
+    if let Err(err) = settler.count_crash().await {
+        tracing::error!(source = %ctx.name, error = %err, "cannot read or count the message an earlier process was handling");
+    }
     loop {
         let received = tokio::select! {
             () = ctx.stop.cancelled() => return,
@@ -84,34 +154,57 @@ where
         };
         let messages = match received {
             Ok(messages) => {
-                ctx.succeeded();
+                if !settler.degraded {
+                    ctx.succeeded();
+                }
                 backoff.reset();
                 messages
             }
             Err(err) => {
                 let wait = backoff.next_delay();
                 tracing::warn!(source = %ctx.name, error = %err, "ReceiveMessage failed");
-                ctx.failed(&err);
+                ctx.failed(err.short());
                 tokio::select! {
                     () = ctx.stop.cancelled() => return,
                     () = tokio::time::sleep(wait) => continue,
                 }
             }
         };
-        for message in messages {
+        for (n, message) in messages.iter().enumerate() {
             if ctx.stop.is_cancelled() {
-                // Unhandled messages become visible again and are read next time.
+                // Not handled, so not an attempt: the next reader gets them at once.
+                for message in &messages[n..] {
+                    settler.release(message).await;
+                }
                 return;
             }
+            let attempts = match settler.begin(message).await {
+                Ok(Some(attempts)) => attempts,
+                Ok(None) => continue,
+                Err(err) => {
+                    // Without the marker a crash would go uncounted: do not handle it yet.
+                    settler
+                        .settle(
+                            message,
+                            Attempts::default(),
+                            Outcome::Transient {
+                                reason: "the state store cannot be written".to_owned(),
+                                detail: err.to_string(),
+                            },
+                        )
+                        .await;
+                    continue;
+                }
+            };
             let outcome = with_heartbeat(
                 &*queue,
                 &settings.queue_url,
-                &message,
+                message,
                 visibility,
                 handle(ctx.clone(), message.clone()),
             )
             .await;
-            settle(&ctx, &*queue, &settings, &message, outcome).await;
+            settler.settle(message, attempts, outcome).await;
         }
     }
 }
@@ -139,43 +232,201 @@ async fn with_heartbeat<Q: QueueApi>(
     }
 }
 
-async fn settle<Q: QueueApi>(
-    ctx: &SourceContext,
-    queue: &Q,
-    settings: &QueueSettings,
-    message: &Message,
-    outcome: Outcome,
-) {
-    let aside = match outcome {
-        Outcome::Done => None,
-        Outcome::Skip(reason) => {
-            ctx.metrics
-                .skipped
-                .with_label_values(&[&ctx.name, reason])
-                .inc();
-            None
+/// Decides what becomes of each message, and keeps the counts that decide it.
+struct Settler<'a, Q> {
+    ctx: &'a SourceContext,
+    queue: &'a Q,
+    settings: &'a QueueSettings,
+    /// Waits before transiently failed messages come back.
+    transient: Backoff,
+    /// Whether transient failures are going on (the source is not ready).
+    degraded: bool,
+}
+
+impl<Q: QueueApi> Settler<'_, Q> {
+    fn key(&self, message_id: &str) -> String {
+        format!("{}/{message_id}", self.ctx.name)
+    }
+
+    fn count(&self, outcome: &str) {
+        self.ctx
+            .metrics
+            .message_failures
+            .with_label_values(&[&self.ctx.name, outcome])
+            .inc();
+    }
+
+    /// Counts a crash against the message an earlier process left in hand.
+    async fn count_crash(&self) -> Result<(), StateError> {
+        let Some(Some(id)) = self.ctx.checkpoint::<Option<String>>(IN_HAND).await? else {
+            return Ok(());
+        };
+        let (state, key, scope) = (
+            self.ctx.state.clone(),
+            self.key(&id),
+            format!("source:{}:{IN_HAND}", self.ctx.name),
+        );
+        let counted = blocking(move || {
+            state.write(|txn| {
+                let mut attempts: Attempts = txn
+                    .record(ATTEMPTS_NAMESPACE, &key)?
+                    .map(|(attempts, _)| attempts)
+                    .unwrap_or_default();
+                attempts.counted += 1;
+                CRASHED.clone_into(&mut attempts.last);
+                txn.put_record(
+                    ATTEMPTS_NAMESPACE,
+                    &key,
+                    &attempts,
+                    Some(SystemTime::now() + ATTEMPTS_RETENTION),
+                )?;
+                txn.set_checkpoint(&scope, &None::<String>)?;
+                Ok(attempts.counted)
+            })
+        })
+        .await?;
+        self.count("crash");
+        tracing::error!(source = %self.ctx.name, message = %id, attempts = counted, max_attempts = self.settings.max_attempts, "the process ended while handling this message; counted as a failed attempt");
+        Ok(())
+    }
+
+    /// Before handling: sets the message aside if its failures reached
+    /// `max_attempts` (and answers `None`), else marks it in hand and
+    /// answers its count.
+    async fn begin(&mut self, message: &Message) -> Result<Option<Attempts>, StateError> {
+        let (state, key) = (self.ctx.state.clone(), self.key(&message.id));
+        let attempts: Attempts =
+            blocking(move || state.record(ATTEMPTS_NAMESPACE, &key, SystemTime::now()))
+                .await?
+                .unwrap_or_default();
+        if attempts.counted >= self.settings.max_attempts {
+            let reason = format!("failed {} times; last: {}", attempts.counted, attempts.last);
+            self.set_aside(message, reason).await;
+            return Ok(None);
         }
-        Outcome::SetAside(why) => Some(why),
-        Outcome::Retry(why) if message.receive_count >= settings.max_attempts => Some(format!(
-            "failed {} times; last: {why}",
-            message.receive_count
-        )),
-        Outcome::Retry(why) => {
-            // Each failure waits longer before the message is seen again.
-            let wait = 30i32
-                .saturating_mul(1 << message.receive_count.min(9))
-                .min(43_200);
-            tracing::warn!(source = %ctx.name, message = %message.id, attempt = message.receive_count, retry_in_seconds = wait, error = %why, "message not handled; it will be retried");
-            if let Err(err) = queue
-                .extend_visibility(&settings.queue_url, &message.receipt, wait)
-                .await
-            {
-                tracing::debug!(error = %err, "cannot delay the retry");
+        self.ctx
+            .set_checkpoint(IN_HAND, Some(message.id.clone()))
+            .await?;
+        Ok(Some(attempts))
+    }
+
+    /// Clears the in-hand marker and writes (or, with `None`, removes) the
+    /// message's count, in one transaction.
+    async fn record(
+        &self,
+        message: &Message,
+        attempts: Option<Attempts>,
+    ) -> Result<(), StateError> {
+        let (state, key) = (self.ctx.state.clone(), self.key(&message.id));
+        let scope = format!("source:{}:{IN_HAND}", self.ctx.name);
+        blocking(move || {
+            state.write(|txn| {
+                match &attempts {
+                    Some(attempts) => txn.put_record(
+                        ATTEMPTS_NAMESPACE,
+                        &key,
+                        attempts,
+                        Some(SystemTime::now() + ATTEMPTS_RETENTION),
+                    )?,
+                    None => {
+                        txn.remove_record(ATTEMPTS_NAMESPACE, &key)?;
+                    }
+                }
+                txn.set_checkpoint(&scope, &None::<String>)
+            })
+        })
+        .await
+    }
+
+    /// Makes a message visible again after `seconds`.
+    async fn delay(&self, message: &Message, seconds: i32) {
+        if let Err(err) = self
+            .queue
+            .extend_visibility(&self.settings.queue_url, &message.receipt, seconds)
+            .await
+        {
+            tracing::debug!(source = %self.ctx.name, message = %message.id, error = %err, "cannot change when the message is seen again");
+        }
+    }
+
+    /// A message received but not handled: the next reader gets it at once.
+    async fn release(&self, message: &Message) {
+        self.delay(message, 0).await;
+    }
+
+    async fn settle(&mut self, message: &Message, attempts: Attempts, outcome: Outcome) {
+        let ctx = self.ctx;
+        match outcome {
+            Outcome::Done | Outcome::Skip(_) => {
+                if let Outcome::Skip(reason) = outcome {
+                    ctx.metrics
+                        .skipped
+                        .with_label_values(&[&ctx.name, reason])
+                        .inc();
+                }
+                if let Err(err) = self.record(message, None).await {
+                    tracing::warn!(source = %ctx.name, message = %message.id, error = %err, "cannot clear the message's attempts");
+                }
+                self.transient.reset();
+                if self.degraded {
+                    self.degraded = false;
+                    ctx.succeeded();
+                }
+                self.delete(message).await;
             }
-            return;
+            Outcome::SetAside(why) => self.set_aside(message, why).await,
+            Outcome::Failed(why) => {
+                self.count("permanent");
+                let attempts = Attempts {
+                    counted: attempts.counted + 1,
+                    last: why.clone(),
+                };
+                if attempts.counted >= self.settings.max_attempts {
+                    let reason = format!("failed {} times; last: {why}", attempts.counted);
+                    self.set_aside(message, reason).await;
+                    return;
+                }
+                // Each counted failure waits longer before the message is seen again.
+                let wait = 30i32
+                    .saturating_mul(1 << attempts.counted.min(9))
+                    .min(43_200);
+                tracing::warn!(source = %ctx.name, message = %message.id, attempt = attempts.counted, max_attempts = self.settings.max_attempts, retry_in_seconds = wait, error = %why, "message not handled; it will be retried");
+                if let Err(err) = self.record(message, Some(attempts)).await {
+                    tracing::warn!(source = %ctx.name, message = %message.id, error = %err, "cannot count the failed attempt");
+                }
+                self.delay(message, wait).await;
+            }
+            Outcome::Transient { reason, detail } => {
+                self.count("transient");
+                let wait = self.transient.next_delay();
+                let seconds = i32::try_from(wait.as_secs()).unwrap_or(300).max(1);
+                tracing::warn!(source = %ctx.name, message = %message.id, retry_in_seconds = seconds, error = %detail, "message not handled for a passing reason; it will be retried, not counted");
+                self.degraded = true;
+                ctx.degraded(format!("retrying: {reason}"));
+                if let Err(err) = self
+                    .record(message, Some(attempts).filter(|a| a.counted > 0))
+                    .await
+                {
+                    tracing::warn!(source = %ctx.name, message = %message.id, error = %err, "cannot clear the in-hand marker");
+                }
+                self.delay(message, seconds).await;
+            }
+            Outcome::Interrupted(why) => {
+                self.count("interrupted");
+                tracing::info!(source = %ctx.name, message = %message.id, reason = why, "message left for the next reader; not counted");
+                if let Err(err) = self
+                    .record(message, Some(attempts).filter(|a| a.counted > 0))
+                    .await
+                {
+                    tracing::warn!(source = %ctx.name, message = %message.id, error = %err, "cannot clear the in-hand marker");
+                }
+                self.release(message).await;
+            }
         }
-    };
-    if let Some(reason) = aside {
+    }
+
+    async fn set_aside(&self, message: &Message, reason: String) {
+        let ctx = self.ctx;
         let record = SetAside {
             source: ctx.name.to_string(),
             message_id: message.id.clone(),
@@ -184,20 +435,37 @@ async fn settle<Q: QueueApi>(
             at: unix_seconds(),
             body: message.body.clone(),
         };
-        let (state, key) = (ctx.state.clone(), format!("{}/{}", ctx.name, message.id));
+        let (state, key) = (ctx.state.clone(), self.key(&message.id));
+        let scope = format!("source:{}:{IN_HAND}", ctx.name);
         let expires = SystemTime::now() + SET_ASIDE_RETENTION;
-        if let Err(err) =
-            blocking(move || state.put_record(SET_ASIDE_NAMESPACE, &key, &record, Some(expires)))
-                .await
-        {
+        let stored = blocking(move || {
+            state.write(|txn| {
+                txn.put_record(SET_ASIDE_NAMESPACE, &key, &record, Some(expires))?;
+                txn.remove_record(ATTEMPTS_NAMESPACE, &key)?;
+                txn.set_checkpoint(&scope, &None::<String>)
+            })
+        })
+        .await;
+        if let Err(err) = stored {
             // Without the record the message must stay in the queue.
             tracing::error!(source = %ctx.name, message = %message.id, error = %err, "cannot set the message aside; it stays in the queue");
             return;
         }
         ctx.metrics.set_aside.with_label_values(&[&ctx.name]).inc();
         tracing::error!(source = %ctx.name, message = %message.id, reason, "message set aside in the state store and deleted from the queue");
+        self.delete(message).await;
     }
-    if let Err(err) = queue.delete(&settings.queue_url, &message.receipt).await {
-        tracing::warn!(source = %ctx.name, message = %message.id, error = %err, "cannot delete the handled message; when it comes back its records are dropped as duplicates");
+
+    async fn delete(&self, message: &Message) {
+        if let Err(err) = self
+            .queue
+            .delete(&self.settings.queue_url, &message.receipt)
+            .await
+        {
+            tracing::warn!(source = %self.ctx.name, message = %message.id, error = %err, "cannot delete the handled message; when it comes back its records are dropped as duplicates");
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,10 +10,14 @@
 //! message is deleted only once every record is committed.
 
 use serde_json::Value;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::io::SyncIoBridge;
 
-use super::api::{Message, ObjectApi, QueueApi};
+use super::api::{Message, ObjectApi, ObjectBody, QueueApi};
 use super::context::SourceContext;
 use super::queue::{self, Outcome, QueueSettings};
 use crate::detection::event::{Format, Reason};
@@ -205,8 +209,8 @@ async fn handle<A: ObjectApi>(
                 .inc();
             continue;
         }
-        if let Err(why) = read_object(ctx, api, settings, object, &batch, logsource).await {
-            return Outcome::Retry(why);
+        if let Err(failure) = read_object(ctx, api, settings, object, &batch, logsource).await {
+            return failure.into();
         }
         read += 1;
     }
@@ -217,7 +221,54 @@ async fn handle<A: ObjectApi>(
     if pending.wait().await {
         Outcome::Done
     } else {
-        Outcome::Retry("detection did not commit every record".to_owned())
+        Outcome::Interrupted("detection did not commit every record".to_owned())
+    }
+}
+
+/// Why an object was not read to the end, by what it means for the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ReadFailure {
+    /// Throttling, 5xx, a timeout, a broken connection: it passes.
+    Transient {
+        /// Short, for `/readyz`.
+        reason: String,
+        /// The whole error, for the log.
+        detail: String,
+    },
+    /// This object cannot be read as it is: malformed, denied, missing.
+    Permanent(String),
+    /// Shutdown, or the pipeline stopped.
+    Interrupted(String),
+}
+
+impl From<ReadFailure> for Outcome {
+    fn from(failure: ReadFailure) -> Outcome {
+        match failure {
+            ReadFailure::Transient { reason, detail } => Outcome::Transient { reason, detail },
+            ReadFailure::Permanent(why) => Outcome::Failed(why),
+            ReadFailure::Interrupted(why) => Outcome::Interrupted(why),
+        }
+    }
+}
+
+/// An object's body that remembers whether the download itself failed, to
+/// tell a broken connection (transient) from a malformed file (permanent).
+struct Watched {
+    inner: ObjectBody,
+    broke: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let polled = self.inner.as_mut().poll_read(cx, buf);
+        if let Poll::Ready(Err(_)) = &polled {
+            self.broke.store(true, Ordering::Relaxed);
+        }
+        polled
     }
 }
 
@@ -229,7 +280,7 @@ async fn read_object<A: ObjectApi>(
     object: &ObjectRef,
     batch: &Batch,
     logsource: &Arc<LogSource>,
-) -> Result<(), String> {
+) -> Result<(), ReadFailure> {
     let region = object
         .region
         .clone()
@@ -237,10 +288,23 @@ async fn read_object<A: ObjectApi>(
     let (body, size) = api
         .get_object(&region, &object.bucket, &object.key)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            if e.class.is_retriable() {
+                ReadFailure::Transient {
+                    reason: e.short(),
+                    detail: e.to_string(),
+                }
+            } else {
+                ReadFailure::Permanent(e.to_string())
+            }
+        })?;
     let url = format!("s3://{}/{}", object.bucket, object.key);
     tracing::debug!(source = %ctx.name, object = %url, size, "reading trail file");
-    let reader = SyncIoBridge::new(body);
+    let broke = Arc::new(AtomicBool::new(false));
+    let reader = SyncIoBridge::new(Watched {
+        inner: body,
+        broke: Arc::clone(&broke),
+    });
     let (ctx2, batch, logsource, max) = (
         ctx.clone(),
         batch.clone(),
@@ -261,19 +325,29 @@ async fn read_object<A: ObjectApi>(
                         batch.token(),
                     );
                     if ctx2.blocking_send(event).is_err() {
-                        failure = Some("the pipeline has stopped".to_owned());
+                        failure = Some(ReadFailure::Interrupted(
+                            "the pipeline has stopped".to_owned(),
+                        ));
                         return Flow::Stop;
                     }
                 }
                 Err(rejection) if rejection.reason == Reason::Unreadable => {
                     // Records before this one are sent; on a retry they are duplicates.
-                    failure = Some(format!("{origin}: {}", rejection.detail));
+                    let detail = format!("{origin}: {}", rejection.detail);
+                    failure = Some(if broke.load(Ordering::Relaxed) {
+                        ReadFailure::Transient {
+                            reason: "s3 GetObject failing (the download broke off)".to_owned(),
+                            detail,
+                        }
+                    } else {
+                        ReadFailure::Permanent(detail)
+                    });
                     return Flow::Stop;
                 }
                 Err(rejection) => ctx2.reject(rejection.reason, &origin, &rejection.detail),
             }
             if ctx2.stop.is_cancelled() {
-                failure = Some("stopping".to_owned());
+                failure = Some(ReadFailure::Interrupted("stopping".to_owned()));
                 return Flow::Stop;
             }
             Flow::Continue
@@ -281,9 +355,9 @@ async fn read_object<A: ObjectApi>(
         failure
     })
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| ReadFailure::Permanent(format!("reading the object failed: {e}")))?;
     match result {
-        Some(why) => Err(why),
+        Some(failure) => Err(failure),
         None => Ok(()),
     }
 }

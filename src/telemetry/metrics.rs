@@ -132,6 +132,10 @@ pub struct SourceMetrics {
     pub set_aside: IntCounterVec,
     /// Objects or messages skipped on purpose (test events, digests), by source and why.
     pub skipped: IntCounterVec,
+    /// Queue messages not handled this time, by source and outcome:
+    /// `transient` (retried, never counted), `interrupted` (shutdown, not
+    /// counted), `permanent` and `crash` (each counts towards `max_attempts`).
+    pub message_failures: IntCounterVec,
     /// Calls that waited for a client-side rate limit, by operation.
     pub rate_limited: IntCounterVec,
     /// How far behind its last committed end a polled source re-reads, by source and part.
@@ -394,6 +398,11 @@ impl Metrics {
                     "cloudwarden_source_skipped_total",
                     "Messages or objects skipped on purpose, by source and reason (test_event, digest, not_cloudtrail_object).",
                     &["source", "reason"],
+                )?,
+                message_failures: r.counter_vec(
+                    "cloudwarden_source_message_failures_total",
+                    "Queue messages not handled on a receive, by source and outcome: transient and interrupted (retried, never counted), permanent and crash (counted towards max_attempts).",
+                    &["source", "outcome"],
                 )?,
                 rate_limited: r.counter_vec(
                     "cloudwarden_aws_rate_limited_total",
