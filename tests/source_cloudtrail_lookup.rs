@@ -210,6 +210,11 @@ fn an_unreachable_endpoint_backs_off_readyz_says_why_and_it_recovers() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(reason.contains("source lookup"), "{reason}");
+    // A short reason: service, operation, code and class, no AWS message text.
+    assert!(
+        reason.contains("last poll failed: cloudtrail LookupEvents failing (dispatch, transient)"),
+        "{reason}"
+    );
     // The endpoint comes up; the source recovers on its own.
     let server = CloudTrailServer::start_on(
         std::net::TcpListener::bind(endpoint.trim_start_matches("http://")).unwrap(),

@@ -38,6 +38,21 @@ impl std::fmt::Debug for StateStore {
 /// The most the store keeps of the file in memory.
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
+/// Creates `path` readable and writable by its owner only (0600), unless it exists.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
 impl StateStore {
     /// Opens `path`, creating it (and its folder) when absent.
     pub fn open(path: &Path) -> Result<Self, StateError> {
@@ -51,6 +66,9 @@ impl StateStore {
         if path.is_dir() {
             return Err(io(std::io::Error::other("it is a directory")));
         }
+        // The file holds alerts and account details: only its owner may read
+        // it. redb initializes an empty file, so create it with that mode.
+        create_private(path).map_err(io)?;
         // redb caches up to 1 GiB of pages by default, which would let the
         // daemon's memory grow with the state it has written.
         let db = redb::Builder::new()
@@ -345,6 +363,21 @@ mod tests {
         drop(store);
         let store = StateStore::open(&dir.path().join("sub/state.redb")).unwrap();
         assert_eq!(store.checkpoint::<u64>("src").unwrap(), Some(42));
+    }
+
+    #[test]
+    fn the_state_file_is_created_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, store) = store();
+        let mode = std::fs::metadata(store.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        store.set_checkpoint("src", &1u64).unwrap();
+        drop(store);
+        let store = StateStore::open(&dir.path().join("sub/state.redb")).unwrap();
+        assert_eq!(store.checkpoint::<u64>("src").unwrap(), Some(1));
     }
 
     #[test]
