@@ -1,8 +1,12 @@
 //! Delivering committed alerts from the outbox to the sinks, oldest first.
 //!
-//! Each round reads the oldest entries, hands each sink the ones it routes
-//! and has not yet accepted (in batches, within its rate limit), and then
-//! commits in one transaction: entries every routing sink is done with
+//! Each sink reads from its own position in the outbox: the entries it
+//! routes and has not yet accepted, oldest first, so that a sink that is
+//! down (or waiting for its rate limit) never holds back the others. Its
+//! position moves past entries it is done with once they are a minute old
+//! (so that an entry committed late under an older key is not skipped), and
+//! starts over every few minutes. Each round hands each sink its entries
+//! (in batches, within its rate limit), and then commits in one transaction: entries every routing sink is done with
 //! leave the outbox, the others keep a record of which sinks took them, so
 //! a retry never sends an alert to a sink twice.
 //!
@@ -31,8 +35,19 @@ use crate::detection::Alert;
 use crate::state::{StateError, StateStore};
 use crate::telemetry::metrics::AlertMetrics;
 
-/// Entries read from the outbox per round.
+/// Entries a sink takes from the outbox per round, at most.
 const ROUND: usize = 500;
+
+/// Outbox entries a sink looks through per round, at most: a bound on the
+/// work of skipping what it is done with. At the bound the sink takes what
+/// it found and looks further next round; nothing is dropped.
+const SCAN: usize = 20 * ROUND;
+
+/// A sink's position moves only past entries at least this old.
+const POSITION_MARGIN_MS: i64 = 60_000;
+
+/// A sink's position starts over from the oldest entry this often.
+const POSITION_RESET: Duration = Duration::from_secs(300);
 
 /// Alerts handed to a sink per call.
 const SINK_BATCH: usize = 100;
@@ -64,6 +79,10 @@ struct SinkState {
     allowance: Option<Allowance>,
     backoff: Backoff,
     retry_at: Option<Instant>,
+    /// Every entry up to this key is done for the sink (or not routed to it).
+    position: String,
+    /// When `position` last started over.
+    position_since: Instant,
 }
 
 /// What a round did.
@@ -99,6 +118,8 @@ impl Delivery {
                 allowance: sink.per_minute().map(Allowance::per_minute),
                 backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(120)),
                 retry_at: None,
+                position: String::new(),
+                position_since: Instant::now(),
             })
             .collect()
     }
@@ -117,14 +138,62 @@ impl Delivery {
         }
     }
 
+    /// Reads the sink's next entries from its position: up to [`ROUND`] it
+    /// routes and is not done with, looking through at most [`SCAN`], and
+    /// moves its position past the old entries it is done with.
+    async fn window(
+        &self,
+        sink: &dyn Sink,
+        state: &mut SinkState,
+        into: &mut std::collections::BTreeMap<String, Entry>,
+    ) -> Result<(), StateError> {
+        if state.position_since.elapsed() >= POSITION_RESET {
+            state.position.clear();
+            state.position_since = Instant::now();
+        }
+        let settled_before = millis_now() - POSITION_MARGIN_MS;
+        let (mut scanned, mut taken, mut moving) = (0, 0, true);
+        let mut after = state.position.clone();
+        while scanned < SCAN && taken < ROUND {
+            let from = after.clone();
+            let page = self
+                .blocking(move |store| outbox::pending_after(&store, &from, ROUND))
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            scanned += page.len();
+            let full = page.len() == ROUND;
+            for (key, entry) in page {
+                let todo = sink.route().accepts(&entry.alert) && !entry.done_for(sink.name());
+                if todo {
+                    moving = false;
+                    taken += 1;
+                    into.entry(key).or_insert(entry);
+                } else if moving && entry.committed_ms < settled_before {
+                    state.position = key;
+                } else {
+                    moving = false;
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     async fn round(&self, states: &mut [SinkState]) -> Result<Round, StateError> {
-        let mut entries = self
-            .blocking(|state| outbox::pending(&state, ROUND))
-            .await?;
-        let read = entries.len();
-        let complete = read < ROUND;
-        self.update_oldest(&entries);
-        if entries.is_empty() {
+        let oldest = self.blocking(|state| outbox::pending(&state, 1)).await?;
+        self.update_oldest(&oldest);
+        let mut window = std::collections::BTreeMap::new();
+        for (sink, state) in self.sinks.iter().zip(states.iter_mut()) {
+            if state.retry_at.is_some_and(|at| at > Instant::now()) {
+                continue;
+            }
+            self.window(sink.as_ref(), state, &mut window).await?;
+        }
+        let mut entries: Vec<(String, Entry)> = window.into_iter().collect();
+        if oldest.is_empty() {
             self.metrics.outbox_depth.set(0);
             return Ok(Round {
                 progress: false,
@@ -217,7 +286,6 @@ impl Delivery {
                 kept.push((key, entry));
             }
         }
-        let removed = done.len();
         let remaining = self
             .blocking(move |state| {
                 state.write(|txn| {
@@ -229,12 +297,7 @@ impl Delivery {
                     }
                     Ok(())
                 })?;
-                // Counting scans the outbox: only when this round did not read all of it.
-                if complete {
-                    Ok(read - removed)
-                } else {
-                    state.count(outbox::NAMESPACE)
-                }
+                state.count(outbox::NAMESPACE)
             })
             .await?;
         self.metrics
@@ -298,9 +361,7 @@ impl Delivery {
     }
 
     fn update_oldest(&self, pending: &[(String, Entry)]) {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now = millis_now();
         let oldest = pending
             .first()
             .map_or(0, |(_, e)| (now - e.committed_ms).max(0) / 1000);
@@ -310,6 +371,13 @@ impl Delivery {
 
 #[cfg(test)]
 mod tests;
+
+/// Now, in milliseconds since the epoch.
+fn millis_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 /// What one outcome meant for the round.
 enum Settled {

@@ -91,6 +91,15 @@ pub fn pending(store: &StateStore, limit: usize) -> Result<Vec<(String, Entry)>,
     store.records(NAMESPACE, SystemTime::now(), limit)
 }
 
+/// Up to `limit` entries whose key sorts after `after` (`""`: the oldest), oldest first.
+pub fn pending_after(
+    store: &StateStore,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<(String, Entry)>, StateError> {
+    store.records_after(NAMESPACE, after, SystemTime::now(), limit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -231,6 +231,18 @@ impl StateStore {
         now: SystemTime,
         limit: usize,
     ) -> Result<Vec<(String, T)>, StateError> {
+        self.records_after(namespace, "", now, limit)
+    }
+
+    /// Like [`StateStore::records`], only those whose key sorts after `after`
+    /// (`""`: from the first).
+    pub fn records_after<T: DeserializeOwned>(
+        &self,
+        namespace: &str,
+        after: &str,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, StateError> {
         let txn = self
             .db
             .begin_read()
@@ -243,7 +255,7 @@ impl StateStore {
         let now = millis(now);
         let mut out = Vec::new();
         let range = table
-            .range((namespace, "")..)
+            .range((namespace, after)..)
             .map_err(|e| StateError::storage("scan records", e))?;
         for entry in range {
             if out.len() >= limit {
@@ -253,6 +265,9 @@ impl StateStore {
             let (ns, key) = k.value();
             if ns != namespace {
                 break;
+            }
+            if !after.is_empty() && key == after {
+                continue;
             }
             let (expires, bytes) = v.value();
             if expires == 0 || expires > now {

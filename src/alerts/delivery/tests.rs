@@ -207,3 +207,45 @@ async fn over_the_rate_limit_alerts_wait_in_the_outbox() {
     assert_eq!(slow.got.lock().unwrap().len(), 2);
     assert_eq!(pending(&f), 3);
 }
+
+#[tokio::test]
+async fn a_sink_that_is_down_never_holds_back_the_others_and_catches_up_with_none_twice() {
+    let healthy = Arc::new(Scripted::new("healthy", vec![]));
+    // Denied for as long as the test wants: every call fails.
+    let denied = Arc::new(Scripted::new("denied", vec![transient(); 100_000]));
+    let f = fixture(
+        vec![Box::new(healthy.clone()), Box::new(denied.clone())],
+        2_000,
+    );
+    let mut states = f.delivery.states();
+    for _ in 0..10 {
+        // The denied sink's wait is over each round; it fails again.
+        states[1].retry_at = None;
+        f.delivery.round(&mut states).await.unwrap();
+    }
+    assert_eq!(
+        healthy.got.lock().unwrap().len(),
+        2_000,
+        "the healthy topic got every alert while the other was down"
+    );
+    assert!(denied.got.lock().unwrap().is_empty());
+    assert_eq!(pending_all(&f), 2_000, "kept for the denied sink");
+    // It comes back and catches up.
+    denied.script.lock().unwrap().clear();
+    for _ in 0..10 {
+        states[1].retry_at = None;
+        f.delivery.round(&mut states).await.unwrap();
+    }
+    assert_eq!(pending_all(&f), 0);
+    for sink in [&healthy, &denied] {
+        let got = sink.got.lock().unwrap();
+        let unique: std::collections::BTreeSet<_> = got.iter().collect();
+        assert_eq!((got.len(), unique.len()), (2_000, 2_000), "{}", sink.name);
+    }
+}
+
+fn pending_all(f: &Fixture) -> usize {
+    outbox::pending(&f.delivery.state, usize::MAX)
+        .unwrap()
+        .len()
+}
