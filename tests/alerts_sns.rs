@@ -67,25 +67,32 @@ struct World {
 
 impl World {
     async fn new(moto: &Moto) -> World {
+        World::with(moto, "").await
+    }
+
+    /// With `suffix` `.fifo`: a FIFO topic and a FIFO queue subscribed to it.
+    async fn with(moto: &Moto, suffix: &str) -> World {
         let sdk = moto.sdk_config().await;
         let (sns, sqs, logs) = (
             aws_sdk_sns::Client::new(&sdk),
             aws_sdk_sqs::Client::new(&sdk),
             aws_sdk_cloudwatchlogs::Client::new(&sdk),
         );
-        let topic = sns
-            .create_topic()
-            .name("security-alerts")
-            .send()
-            .await
-            .unwrap();
+        let fifo = !suffix.is_empty();
+        let mut create = sns.create_topic().name(format!("security-alerts{suffix}"));
+        let mut queue = sqs.create_queue().queue_name(format!("inbox{suffix}"));
+        if fifo {
+            create = create.attributes("FifoTopic", "true");
+            queue = queue.attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
+        }
+        let topic = create.send().await.unwrap();
         let topic = topic.topic_arn().unwrap().to_owned();
-        let inbox = sqs.create_queue().queue_name("inbox").send().await.unwrap();
+        let inbox = queue.send().await.unwrap();
         let inbox = inbox.queue_url().unwrap().to_owned();
         sns.subscribe()
             .topic_arn(&topic)
             .protocol("sqs")
-            .endpoint("arn:aws:sqs:us-east-1:123456789012:inbox")
+            .endpoint(format!("arn:aws:sqs:us-east-1:123456789012:inbox{suffix}"))
             .send()
             .await
             .unwrap();
@@ -449,4 +456,48 @@ fn config_file(dir: &tempfile::TempDir, config: &str) -> String {
     )
     .unwrap();
     path.display().to_string()
+}
+
+#[test]
+fn a_fifo_topic_gets_every_alert_with_group_and_deduplication_ids() {
+    let moto = Moto::start();
+    let rt = runtime();
+    let world = rt.block_on(World::with(&moto, ".fifo"));
+    assert!(world.topic.ends_with(".fifo"));
+    let now = jiff::Timestamp::now().as_millisecond();
+    // 25 alerts: PublishBatch calls of 10, and a Publish of one at the end or not.
+    let records = (0..25)
+        .map(|i| record(&format!("f-{i:02}"), &format!("user-{i:02}"), now, 0))
+        .collect();
+    rt.block_on(world.log(records));
+    let config = config(&moto, &world.topic, "dedup_window = \"0s\"", "");
+    let daemon = DaemonProcess::start(&config, &[]);
+    let admin = daemon.admin_addr();
+    let started = Instant::now();
+    let mut received = Vec::new();
+    loop {
+        received.extend(rt.block_on(world.received()));
+        let page = get(admin, "/metrics").1;
+        let raised = metric(&page, "cloudwarden_alerts_raised_total", "");
+        if raised == 25.0 && metric(&page, "cloudwarden_outbox_alerts", "") == 0.0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{page}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    received.extend(rt.block_on(world.received()));
+    let page = get(admin, "/metrics").1;
+    assert_eq!(
+        metric(&page, "cloudwarden_alerts_undeliverable_total", ""),
+        0.0,
+        "no alert given up because of the topic's kind: {page}"
+    );
+    let mut events: BTreeMap<String, u32> = BTreeMap::new();
+    for n in &received {
+        *events
+            .entry(alert(n)["event_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(events.len(), 25, "every alert delivered");
+    assert!(events.values().all(|&n| n == 1), "none twice: {events:?}");
 }

@@ -8,6 +8,6 @@ mod text;
 mod trim;
 
 pub use chatbot::chatbot;
-pub use sns::{MAX_MESSAGE_BYTES, SnsMessage, sns_message};
+pub use sns::{Fifo, MAX_MESSAGE_BYTES, SnsMessage, sns_message};
 pub use text::{console_link, email, short_text, subject};
 pub use trim::trim_step;

@@ -26,6 +26,41 @@ pub struct SnsMessage {
     pub structured: bool,
     /// String message attributes, for subscription filter policies.
     pub attributes: Vec<(&'static str, String)>,
+    /// For a FIFO topic: the message group and deduplication ids.
+    pub fifo: Option<Fifo>,
+}
+
+/// What a FIFO topic requires of each message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fifo {
+    /// `MessageGroupId`: the rule id, so one rule's alerts stay in order.
+    pub group_id: String,
+    /// `MessageDeduplicationId`: the alert id, so a resend after a kill is
+    /// dropped by SNS within its 5-minute deduplication interval.
+    pub dedup_id: String,
+}
+
+impl Fifo {
+    /// The ids for `alert`, within SNS's rules (at most 128 characters of
+    /// letters, digits and punctuation).
+    pub fn for_alert(alert: &Alert) -> Fifo {
+        let clean = |text: &str| -> String {
+            let cleaned: String = text
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(128)
+                .collect();
+            if cleaned.is_empty() {
+                "cloudwarden".to_owned()
+            } else {
+                cleaned
+            }
+        };
+        Fifo {
+            group_id: clean(&alert.rule.id),
+            dedup_id: clean(alert.id.as_deref().unwrap_or(&alert.rule.id)),
+        }
+    }
 }
 
 impl SnsMessage {
@@ -78,6 +113,7 @@ fn render(alert: &Alert, format: MessageFormat) -> SnsMessage {
                 body: body.to_string(),
                 structured: true,
                 attributes,
+                fifo: None,
             }
         }
         MessageFormat::Chatbot => SnsMessage {
@@ -85,6 +121,7 @@ fn render(alert: &Alert, format: MessageFormat) -> SnsMessage {
             body: chatbot(alert).to_string(),
             structured: false,
             attributes,
+            fifo: None,
         },
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::sns_api::SnsApi;
 use super::{Outcome, Outcomes, Sink, SinkError};
-use crate::alerts::render::{MAX_MESSAGE_BYTES, SnsMessage, sns_message};
+use crate::alerts::render::{Fifo, MAX_MESSAGE_BYTES, SnsMessage, sns_message};
 use crate::alerts::route::Route;
 use crate::config::SnsSinkConfig;
 use crate::detection::Alert;
@@ -79,9 +79,17 @@ impl<A: SnsApi> Sink for SnsSink<A> {
 
     fn deliver<'a>(&'a self, alerts: &'a [&'a Alert]) -> Outcomes<'a> {
         Box::pin(async move {
+            // A FIFO topic refuses messages without a group id.
+            let fifo = self.topic.topic_arn.ends_with(".fifo");
             let messages: Vec<SnsMessage> = alerts
                 .iter()
-                .map(|a| sns_message(a, self.topic.format))
+                .map(|a| {
+                    let mut message = sns_message(a, self.topic.format);
+                    if fifo {
+                        message.fifo = Some(Fifo::for_alert(a));
+                    }
+                    message
+                })
                 .collect();
             let mut outcomes: Vec<Outcome> = Vec::with_capacity(messages.len());
             for range in batches(&messages) {
@@ -112,6 +120,7 @@ mod tests {
             body: "x".repeat(bytes),
             structured: false,
             attributes: Vec::new(),
+            fifo: None,
         }
     }
 

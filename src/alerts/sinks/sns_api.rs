@@ -85,6 +85,8 @@ impl SnsClient {
             .set_subject(message.subject.clone())
             .set_message_structure(message.structured.then(|| "json".to_owned()))
             .set_message_attributes(Some(attributes(message)?.into_iter().collect()))
+            .set_message_group_id(message.fifo.as_ref().map(|f| f.group_id.clone()))
+            .set_message_deduplication_id(message.fifo.as_ref().map(|f| f.dedup_id.clone()))
             .send();
         self.clients
             .call("sns", "Publish", request)
@@ -106,6 +108,8 @@ impl SnsClient {
                     .set_subject(message.subject.clone())
                     .set_message_structure(message.structured.then(|| "json".to_owned()))
                     .set_message_attributes(Some(attrs.into_iter().collect()))
+                    .set_message_group_id(message.fifo.as_ref().map(|f| f.group_id.clone()))
+                    .set_message_deduplication_id(message.fifo.as_ref().map(|f| f.dedup_id.clone()))
                     .build()
                     .map_err(|e| construction("PublishBatch", &e.to_string()))
             });
