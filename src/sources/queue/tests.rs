@@ -140,7 +140,7 @@ fn harness(dir: tempfile::TempDir) -> Harness {
     let metrics = Metrics::new().unwrap();
     let state = StateStore::open(&dir.path().join("state.redb")).unwrap();
     // Nothing is sent in these tests; the receiver is dropped.
-    let (events, _receiver) = crate::pipeline::channel(8, metrics.pipeline.clone());
+    let (events, _receiver) = crate::pipeline::channel(8, 1 << 20, metrics.pipeline.clone());
     let ctx = SourceContext {
         name: Arc::from("q"),
         kind: "s3_sqs",
