@@ -99,11 +99,14 @@ pub struct Engine {
     dedup: Option<Dedup>,
     top_keys: TopKeys,
     facts: FactPaths,
+    /// Whether some rule reads the fields enrichment adds.
+    enrich: bool,
 }
 
 impl Engine {
     /// An engine for `rules`.
     pub fn new(rules: Arc<RuleSet>, config: EngineConfig) -> Engine {
+        let enrich = reads_enriched_fields(&rules);
         let correlations: Arc<[correlation::CorrelationRule]> = rules.correlations.clone().into();
         Engine {
             runtime: Runtime::new(correlations, config.correlation),
@@ -117,6 +120,7 @@ impl Engine {
                 .dedup
                 .map(|(window, capacity)| Dedup::new(window, capacity)),
             facts: FactPaths::new(),
+            enrich,
             top_keys: TopKeys::default(),
         }
     }
@@ -207,8 +211,9 @@ impl Engine {
     /// Evaluates one record.
     pub fn process(&mut self, input: &EventInput<'_>) -> Result<Processed, Rejection> {
         let mut root = event::parse(input.raw, input.format, &self.config.event)?;
-        // Before the top-level table: the fields it adds are looked up through it.
-        if let Some(root) = root.as_mut() {
+        // Before the top-level table: the fields it adds are looked up
+        // through it. Only when some rule reads them: it costs every event.
+        if let (Some(root), true) = (root.as_mut(), self.enrich) {
             enrich::apply(root, &self.config.event);
         }
         let slot = self.index_for(input.logsource);
@@ -262,6 +267,7 @@ impl Engine {
         };
         let mut alerts = Vec::new();
         let mut facts: Option<EventFacts> = None;
+        let mut event_digest: Option<EventDigest> = None;
         let rules = Arc::clone(&self.rules);
         let from_trail = input.logsource.service.as_deref() == Some("cloudtrail");
         for &candidate in &candidates {
@@ -290,11 +296,12 @@ impl Engine {
                 let full = self.facts.complete(facts, doc);
                 alerts.push(match_alert(rule, &full, doc, input));
             }
-            if let Some(doc) = doc {
+            if let (Some(doc), false) = (doc, rule.consumers.is_empty()) {
                 let time = facts.time_ms.or(input.time_hint_ms).unwrap_or_else(now_ms);
-                let digest = digest(facts);
+                // One digest per event, however many rules it feeds.
+                let digest = &*event_digest.get_or_insert_with(|| digest(facts));
                 for &target in &rule.consumers {
-                    self.feed(target, doc, (time, false), &digest, input, &mut alerts);
+                    self.feed(target, doc, (time, false), digest, input, &mut alerts);
                 }
             }
         }
@@ -429,6 +436,18 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether any rule or filter reads a field under `cloudwarden.`, the
+/// object enrichment adds.
+fn reads_enriched_fields(rules: &RuleSet) -> bool {
+    let prefix = format!("{}.", enrich::ROOT_KEY);
+    let reads =
+        |d: &super::sigma::detection::Detection| d.fields().iter().any(|f| f.starts_with(&prefix));
+    rules
+        .rules
+        .iter()
+        .any(|r| reads(&r.detection) || r.filters.iter().any(reads))
 }
 
 /// `{"field": "value", ...}` of a correlation's group, for the correlations
