@@ -50,6 +50,12 @@ pub const IN_HAND: &str = "in-hand";
 /// Set-aside messages are kept this long for someone to look at.
 const SET_ASIDE_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
+/// Messages kept set aside at most, over all sources; past it the oldest go.
+pub const MAX_SET_ASIDE: usize = 1_000;
+
+/// Bytes of message bodies kept set aside at most; past it the oldest go.
+pub const MAX_SET_ASIDE_BYTES: usize = 64 * 1024 * 1024;
+
 /// A message's failure count is kept as long as SQS can keep the message.
 const ATTEMPTS_RETENTION: Duration = Duration::from_secs(14 * 86_400);
 
@@ -440,16 +446,29 @@ impl<Q: QueueApi> Settler<'_, Q> {
         let expires = SystemTime::now() + SET_ASIDE_RETENTION;
         let stored = blocking(move || {
             state.write(|txn| {
+                let bounds = (MAX_SET_ASIDE, MAX_SET_ASIDE_BYTES);
+                let dropped = make_room(txn, record.body.len(), bounds)?;
                 txn.put_record(SET_ASIDE_NAMESPACE, &key, &record, Some(expires))?;
                 txn.remove_record(ATTEMPTS_NAMESPACE, &key)?;
-                txn.set_checkpoint(&scope, &None::<String>)
+                txn.set_checkpoint(&scope, &None::<String>)?;
+                Ok(dropped)
             })
         })
         .await;
-        if let Err(err) = stored {
-            // Without the record the message must stay in the queue.
-            tracing::error!(source = %ctx.name, message = %message.id, error = %err, "cannot set the message aside; it stays in the queue");
-            return;
+        let dropped = match stored {
+            Ok(dropped) => dropped,
+            Err(err) => {
+                // Without the record the message must stay in the queue.
+                tracing::error!(source = %ctx.name, message = %message.id, error = %err, "cannot set the message aside; it stays in the queue");
+                return;
+            }
+        };
+        if !dropped.is_empty() {
+            ctx.metrics
+                .set_aside_dropped
+                .with_label_values(&[&ctx.name])
+                .inc_by(dropped.len() as u64);
+            tracing::error!(source = %ctx.name, dropped = ?dropped, limit = MAX_SET_ASIDE, limit_bytes = MAX_SET_ASIDE_BYTES, "set-aside store full: the oldest set-aside messages were dropped; redrive or remove them (cloudwarden queue)");
         }
         ctx.metrics.set_aside.with_label_values(&[&ctx.name]).inc();
         tracing::error!(source = %ctx.name, message = %message.id, reason, "message set aside in the state store and deleted from the queue");
@@ -465,6 +484,33 @@ impl<Q: QueueApi> Settler<'_, Q> {
             tracing::warn!(source = %self.ctx.name, message = %message.id, error = %err, "cannot delete the handled message; when it comes back its records are dropped as duplicates");
         }
     }
+}
+
+/// Drops the oldest set-aside messages until one more of `bytes` fits
+/// within `(max_count, max_bytes)` ([`MAX_SET_ASIDE`], [`MAX_SET_ASIDE_BYTES`]);
+/// returns their keys. Setting aside is rare, so reading the whole
+/// (bounded) store here is cheap.
+fn make_room(
+    txn: &mut crate::state::WriteTxn,
+    bytes: usize,
+    (max_count, max_bytes): (usize, usize),
+) -> Result<Vec<String>, crate::state::StateError> {
+    let mut kept: Vec<(String, SetAside)> = txn.records(SET_ASIDE_NAMESPACE, usize::MAX)?;
+    kept.sort_by_key(|(_, m)| m.at);
+    let mut total: usize = kept.iter().map(|(_, m)| m.body.len()).sum();
+    let mut dropped = Vec::new();
+    let mut oldest = kept.into_iter();
+    let mut count = oldest.len();
+    while count >= max_count || (count > 0 && total + bytes > max_bytes) {
+        let Some((key, message)) = oldest.next() else {
+            break;
+        };
+        txn.remove_record(SET_ASIDE_NAMESPACE, &key)?;
+        total -= message.body.len();
+        count -= 1;
+        dropped.push(key);
+    }
+    Ok(dropped)
 }
 
 #[cfg(test)]

@@ -130,6 +130,8 @@ pub struct SourceMetrics {
     pub last_success: IntGaugeVec,
     /// Queue messages set aside after failing too often, by source.
     pub set_aside: IntCounterVec,
+    /// Set-aside messages dropped, oldest first, to stay within the store's bounds.
+    pub set_aside_dropped: IntCounterVec,
     /// Objects or messages skipped on purpose (test events, digests), by source and why.
     pub skipped: IntCounterVec,
     /// Queue messages not handled this time, by source and outcome:
@@ -392,6 +394,11 @@ impl Metrics {
                 set_aside: r.counter_vec(
                     "cloudwarden_source_messages_set_aside_total",
                     "Queue messages set aside after failing too often (kept in the state store), by source.",
+                    &["source"],
+                )?,
+                set_aside_dropped: r.counter_vec(
+                    "cloudwarden_source_set_aside_dropped_total",
+                    "Set-aside messages dropped, oldest first, because the set-aside store held 1,000 messages or 64 MiB; by the source setting one aside.",
                     &["source"],
                 )?,
                 skipped: r.counter_vec(

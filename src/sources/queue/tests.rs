@@ -358,3 +358,36 @@ async fn a_message_that_killed_the_process_is_set_aside_before_it_is_handled_aga
         "this process counted the last crash"
     );
 }
+
+#[test]
+fn the_set_aside_store_is_bounded_and_drops_the_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateStore::open(&dir.path().join("s.redb")).unwrap();
+    let message = |i: usize, bytes: usize| SetAside {
+        source: "q".to_owned(),
+        message_id: format!("m{i}"),
+        reason: "poison".to_owned(),
+        receive_count: 1,
+        at: i as i64,
+        body: "x".repeat(bytes),
+    };
+    let put = |key: &str, m: SetAside| {
+        state
+            .write(|txn| txn.put_record(SET_ASIDE_NAMESPACE, key, &m, None))
+            .unwrap();
+    };
+    // Bounds of 5 messages and 1,000 bytes work as the real ones do.
+    let bounds = (5, 1_000);
+    for i in 0..5 {
+        put(&format!("q/m{i}"), message(i, 10));
+    }
+    // At the count bound, one more drops the oldest.
+    let dropped = state.write(|txn| make_room(txn, 10, bounds)).unwrap();
+    assert_eq!(dropped, ["q/m0"]);
+    // Past the byte bound, as many of the oldest go as make room.
+    put("q/big", message(100, 600));
+    let dropped = state.write(|txn| make_room(txn, 500, bounds)).unwrap();
+    assert_eq!(dropped, ["q/m1", "q/m2", "q/m3", "q/m4", "q/big"]);
+    let dropped = state.write(|txn| make_room(txn, 10, bounds)).unwrap();
+    assert!(dropped.is_empty());
+}
