@@ -190,17 +190,9 @@ impl Reorder {
 /// The record's `eventTime` (or `@timestamp`), read from the text without
 /// parsing it: only the order matters here.
 fn event_time(text: &str) -> Option<i64> {
-    for key in ["\"eventTime\"", "\"@timestamp\""] {
-        let Some(at) = memchr::memmem::find(text.as_bytes(), key.as_bytes()) else {
-            continue;
-        };
-        let rest = &text[at + key.len()..];
-        let rest = rest.trim_start().strip_prefix(':')?.trim_start();
-        let value = rest.strip_prefix('"')?;
-        let end = value.find('"')?;
-        return crate::detection::event::parse_time_ms(&value[..end]);
-    }
-    None
+    let value = crate::records::string_field(text, "\"eventTime\"")
+        .or_else(|| crate::records::string_field(text, "\"@timestamp\""))?;
+    crate::detection::event::parse_time_ms(value)
 }
 
 /// Replays `options.inputs` through `engine`, writing alerts to `out` and

@@ -67,6 +67,17 @@ pub struct ReadSummary {
     pub stopped: bool,
 }
 
+/// The text of a string field of a JSON record, found without parsing it:
+/// `quoted_key` is the key with its quotes (`"\"eventID\""`). The first
+/// occurrence counts, so it is for fields a record has once at its top
+/// level, read where only order or identity matters (never for detection).
+pub fn string_field<'t>(text: &'t str, quoted_key: &str) -> Option<&'t str> {
+    let at = memchr::memmem::find(text.as_bytes(), quoted_key.as_bytes())?;
+    let rest = text.get(at + quoted_key.len()..)?.trim_start();
+    let value = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    value.get(..value.find('"')?)
+}
+
 /// Reads every record of `input` into `each`, with `max_bytes` as the size
 /// limit of one record.
 pub fn read_records(

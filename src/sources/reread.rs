@@ -20,6 +20,8 @@ use std::collections::{HashSet, VecDeque};
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::records::string_field;
+
 /// The smallest margin added to the lateness seen, in seconds.
 pub const MIN_MARGIN_SECONDS: i64 = 5;
 
@@ -143,21 +145,11 @@ impl IngestionDelays {
     }
 }
 
-/// The text of a top-level string field of a JSON record (`"eventID"`),
-/// found without parsing the record: the source needs only two fields.
-pub fn string_field<'t>(text: &'t str, key: &str) -> Option<&'t str> {
-    let quoted = format!("\"{key}\"");
-    let at = memchr::memmem::find(text.as_bytes(), quoted.as_bytes())?;
-    let rest = text.get(at + quoted.len()..)?.trim_start();
-    let value = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
-    value.get(..value.find('"')?)
-}
-
 /// Records one LookupEvents record: its eventID and eventTime are read
 /// from the text; a record without them is not measured.
 pub fn observe_record(lateness: &mut Lateness, record: &str) -> Option<i64> {
-    let id = string_field(record, "eventID")?;
-    let time = crate::detection::event::parse_time_ms(string_field(record, "eventTime")?)?;
+    let id = string_field(record, "\"eventID\"")?;
+    let time = crate::detection::event::parse_time_ms(string_field(record, "\"eventTime\"")?)?;
     lateness.observe(id, time.div_euclid(1000))
 }
 
