@@ -26,7 +26,7 @@ use crate::detection::engine::{Engine, EventInput};
 use crate::detection::event::{Format, Reason, Rejection};
 use crate::detection::sigma::document::LogSource;
 use crate::detection::{Alert, Level};
-use crate::records::{Flow, Position, read_records};
+use crate::records::{Flow, Limits, Position, read_records};
 
 /// Rejections printed individually per reason; the rest are only counted.
 const REJECTIONS_SHOWN: u64 = 20;
@@ -237,7 +237,7 @@ pub fn replay(
             progress,
         };
         let mut failure: Option<io::Error> = None;
-        read_records(counting, options.max_bytes, |record| {
+        read_records(counting, Limits::records(options.max_bytes), |record| {
             summary.records += 1;
             let written = match record.text {
                 Ok(text) if options.reorder_bytes > 0 => {

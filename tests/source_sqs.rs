@@ -153,15 +153,24 @@ fn trail_files_announced_on_sqs_are_read_skips_are_skipped_and_poison_set_aside(
         let whole = trail_file((0..3000).map(|i| format!("c-{i:04}")), "test.amazonaws.com");
         aws.put(bucket, &format!("{prefix}/cut.json.gz"), whole[..whole.len() / 2].to_vec()).await;
         aws.send(&queue, &s3_notification(bucket, &format!("{prefix}/cut.json.gz"))).await;
+        // A file that inflates past max_object_bytes (1 MiB): about 3 MB of records.
+        aws.put(bucket, &format!("{prefix}/inflates.json.gz"), trail_file((0..3000).map(|i| format!("i-{i:04}")), "test.amazonaws.com")).await;
+        aws.send(&queue, &s3_notification(bucket, &format!("{prefix}/inflates.json.gz"))).await;
+        // Buckets that may not be read: one not listed, an access point by ARN and an Object Lambda alias.
+        aws.s3.create_bucket().bucket("elsewhere").send().await.unwrap();
+        aws.put("elsewhere", &format!("{prefix}/x.json.gz"), trail_file((0..5).map(|i| format!("x-{i}")), "test.amazonaws.com")).await;
+        aws.send(&queue, &s3_notification("elsewhere", &format!("{prefix}/x.json.gz"))).await;
+        aws.send(&queue, &s3_notification("arn:aws:s3:us-east-1:123456789012:accesspoint/trail", &format!("{prefix}/x.json.gz"))).await;
+        aws.send(&queue, &s3_notification("my-ap-hrzrlukc5m36ft7okagglf3gmwluquse1b--ol-s3", &format!("{prefix}/x.json.gz"))).await;
         queue
     });
     let sources = format!(
-        "[[sources]]\nkind = \"s3_sqs\"\nname = \"org-trail\"\nqueue_url = \"{queue}\"\nmax_attempts = 1\n"
+        "[[sources]]\nkind = \"s3_sqs\"\nname = \"org-trail\"\nqueue_url = \"{queue}\"\nmax_attempts = 1\nbuckets = [\"{bucket}\"]\nmax_object_bytes = 1048576\n"
     );
     let daemon = DaemonProcess::start(&config(&moto, &sources, ""), &[]);
     let path = daemon.dir().join("alerts.jsonl");
     let admin = daemon.admin_addr();
-    // Everything is handled: nothing left in the queue, two messages set aside.
+    // Everything is handled: nothing left in the queue, six messages set aside.
     let started = std::time::Instant::now();
     loop {
         let page = get(admin, "/metrics").1;
@@ -170,7 +179,7 @@ fn trail_files_announced_on_sqs_are_read_skips_are_skipped_and_poison_set_aside(
             "cloudwarden_source_messages_set_aside_total",
             "source=\"org-trail\"",
         );
-        if (aside >= 2.0 && rt.block_on(aws.left(&queue)) == (0, 0))
+        if (aside >= 6.0 && rt.block_on(aws.left(&queue)) == (0, 0))
             || started.elapsed() > Duration::from_secs(90)
         {
             break;
@@ -194,6 +203,21 @@ fn trail_files_announced_on_sqs_are_read_skips_are_skipped_and_poison_set_aside(
         cut > 100 && cut < 3000,
         "the records before the cut are read: {cut}"
     );
+    let inflated = events.keys().filter(|k| k.starts_with("i-")).count();
+    assert!(
+        inflated > 100 && inflated < 1100,
+        "the records within max_object_bytes are read: {inflated}: {:?}",
+        daemon
+            .logs()
+            .iter()
+            .filter(|l| l.contains("inflates"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        events.keys().filter(|k| k.starts_with("x-")).count(),
+        0,
+        "nothing is read from a bucket that is not allowed"
+    );
     let page = get(admin, "/metrics").1;
     assert_eq!(
         metric(
@@ -201,9 +225,25 @@ fn trail_files_announced_on_sqs_are_read_skips_are_skipped_and_poison_set_aside(
             "cloudwarden_source_messages_set_aside_total",
             "source=\"org-trail\""
         ),
-        2.0,
+        6.0,
         "{page}"
     );
+    let logs = daemon.logs();
+    for why in [
+        "more than 1048576 bytes once decompressed",
+        "bucket \\\"elsewhere\\\" is not in the source's buckets",
+        "is an ARN, not a bucket name",
+        "is an Object Lambda access point alias",
+    ] {
+        assert!(
+            logs.iter()
+                .any(|l| l.contains("set aside") && l.contains(why)),
+            "the log says why: {why}: {:?}",
+            logs.iter()
+                .filter(|l| l.contains("set aside"))
+                .collect::<Vec<_>>()
+        );
+    }
     assert_eq!(
         metric(
             &page,
@@ -289,7 +329,7 @@ fn eventbridge_events_are_unwrapped_and_deduplicated_against_lookup_events() {
 }
 
 #[test]
-fn a_100_mb_trail_file_is_read_in_bounded_memory() {
+fn a_100_mb_trail_file_and_a_200_mb_record_are_read_in_bounded_memory() {
     let moto = Moto::start();
     let rt = runtime();
     let aws = rt.block_on(Aws::new(&moto));
@@ -340,8 +380,55 @@ fn a_100_mb_trail_file_is_read_in_bounded_memory() {
         std::thread::sleep(Duration::from_millis(500));
     }
     assert_eq!(processed, f64::from(records));
+    // One record of 200 MB, far over max_event_bytes, then a small one. The
+    // object is made of gzip members, which inflate to one stream.
+    let huge_key = "AWSLogs/123456789012/CloudTrail/us-east-1/2026/11/22/huge.json.gz";
+    let gz = |bytes: &[u8]| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    };
+    let mut huge = gz(br#"{"Records":[{"eventVersion":"1.08","pad":""#);
+    let megabyte = gz(&vec![b'x'; 1 << 20]);
+    for _ in 0..200 {
+        huge.extend_from_slice(&megabyte);
+    }
+    let after = record("after-huge", "quiet.amazonaws.com").to_string();
+    huge.extend_from_slice(&gz(format!("\"}},{after}]}}").as_bytes()));
+    rt.block_on(async {
+        aws.put("big", huge_key, huge).await;
+        aws.send(&queue, &s3_notification("big", huge_key)).await;
+    });
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(240) {
+        let page = get(admin, "/metrics").1;
+        processed = metric(
+            &page,
+            "cloudwarden_events_processed_total",
+            "source=\"big\"",
+        );
+        if processed > f64::from(records) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        processed,
+        f64::from(records + 1),
+        "the record after the huge one is read"
+    );
+    let page = get(admin, "/metrics").1;
+    assert_eq!(
+        metric(
+            &page,
+            "cloudwarden_events_rejected_total",
+            "reason=\"too_large\""
+        ),
+        1.0,
+        "{page}"
+    );
     let peak_kb = kb(&status(), "VmHWM:");
-    // The object is ~100 MB uncompressed. Reading it holds a channel's worth
+    // The object is ~100 MB uncompressed, the huge record 200 MB. Reading it holds a channel's worth
     // of records; what grows is bounded by configuration (the eventIDs kept
     // for dedup, the state store's 16 MiB cache), not by the object.
     assert!(
@@ -574,5 +661,121 @@ fn an_s3_outage_sets_nothing_aside_reports_not_ready_and_loses_nothing() {
             "source=\"org-trail\""
         ),
         0.0
+    );
+}
+
+#[test]
+fn after_kill_nine_both_queue_sources_alert_what_was_in_flight_within_the_visibility_timeout() {
+    let moto = Moto::start();
+    let rt = runtime();
+    let aws = rt.block_on(Aws::new(&moto));
+    // S3 goes through a proxy that keeps the requests, to see the owner check.
+    let s3 = support::proxy::Proxy::start(moto.addr(), true);
+    let files = 8;
+    let per_file = 1500;
+    let envelopes = 60;
+    let (trail, events) = rt.block_on(async {
+        aws.s3.create_bucket().bucket("inflight").send().await.unwrap();
+        let trail = aws.queue("inflight-files").await;
+        let events = aws.queue("inflight-events").await;
+        for f in 0..files {
+            let key = format!("AWSLogs/123456789012/CloudTrail/us-east-1/2026/11/22/f{f}.json.gz");
+            let ids = (0..per_file).map(move |i| format!("f{f}-{i:04}"));
+            aws.put("inflight", &key, trail_file(ids, "test.amazonaws.com")).await;
+            aws.send(&trail, &s3_notification("inflight", &key)).await;
+        }
+        for i in 0..envelopes {
+            let detail = record(&format!("e-{i:03}"), "test.amazonaws.com");
+            let envelope = json!({"version": "0", "id": format!("env-{i}"), "detail-type": "AWS API Call via CloudTrail",
+                "source": "aws.test", "account": "123456789012", "time": detail["eventTime"], "region": "us-east-1",
+                "resources": [], "detail": detail});
+            aws.send(&events, &envelope.to_string()).await;
+        }
+        (trail, events)
+    });
+    // The default visibility timeout (20 s) and no buckets listed: any
+    // bucket of the watched account.
+    let sources = format!(
+        "[[sources]]\nkind = \"s3_sqs\"\nname = \"files\"\nqueue_url = \"{trail}\"\n\n[[sources]]\nkind = \"eventbridge_sqs\"\nname = \"events\"\nqueue_url = \"{events}\"\n"
+    );
+    let extra = format!("[aws.endpoints]\ns3 = \"{}\"", s3.url());
+    let daemon = DaemonProcess::start(&config(&moto, &sources, &extra), &[]);
+    let path = daemon.dir().join("alerts.jsonl");
+    let count = |alerts: &[serde_json::Value], prefix: &str| {
+        by_event(alerts)
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .count()
+    };
+    // Kill while both sources have messages in hand: files read in part,
+    // events not all delivered.
+    wait_for(&path, Duration::from_secs(120), |a| {
+        count(a, "f") >= 1000 && count(a, "e-") >= 20
+    });
+    let dir = daemon.into_dir();
+    let alerts = read(&path);
+    let (files_before, events_before) = (count(&alerts, "f"), count(&alerts, "e-"));
+    let total_files = files * per_file;
+    assert!(
+        files_before < total_files && events_before < envelopes,
+        "killed in flight: {files_before} of {total_files} file records, {events_before} of {envelopes} events"
+    );
+    let in_flight = (
+        rt.block_on(aws.left(&trail)).1,
+        rt.block_on(aws.left(&events)).1,
+    );
+    assert!(
+        in_flight.0 >= 1,
+        "the file being read is in hand: {in_flight:?}"
+    );
+    eprintln!("in flight at the kill: {in_flight:?} (files, events)");
+    let restarted = std::time::Instant::now();
+    let daemon = DaemonProcess::start_in(dir, &config(&moto, &sources, &extra), &[]);
+    let mut done: [Option<Duration>; 2] = [None, None];
+    while restarted.elapsed() < Duration::from_secs(240) && done.iter().any(Option::is_none) {
+        let alerts = read(&path);
+        if done[0].is_none() && count(&alerts, "f") == total_files {
+            done[0] = Some(restarted.elapsed());
+        }
+        if done[1].is_none() && count(&alerts, "e-") == envelopes {
+            done[1] = Some(restarted.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let alerts = read(&path);
+    eprintln!(
+        "recovery after kill -9: s3_sqs every record alerted {:?} after restart, eventbridge_sqs {:?} (visibility timeout 20 s)",
+        done[0], done[1]
+    );
+    assert_eq!(
+        count(&alerts, "f"),
+        total_files,
+        "{:?}",
+        daemon.logs().iter().rev().take(5).collect::<Vec<_>>()
+    );
+    assert_eq!(count(&alerts, "e-"), envelopes);
+    let twice: Vec<_> = by_event(&alerts)
+        .into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .collect();
+    assert!(twice.is_empty(), "records detected twice: {twice:?}");
+    // Messages held by the killed process come back within the 20 s
+    // visibility timeout, not the 5 minutes a long timeout would take; the
+    // rest is reading time.
+    for (source, took) in ["s3_sqs", "eventbridge_sqs"].iter().zip(done) {
+        let took = took.expect("finished");
+        assert!(took < Duration::from_secs(120), "{source} took {took:?}");
+    }
+    // Every GetObject named the watched account as the bucket's owner.
+    let requests = s3.requests();
+    let gets = requests.matches("GET /inflight/").count();
+    assert!(gets >= files, "{gets} GetObject requests");
+    assert_eq!(
+        requests
+            .to_lowercase()
+            .matches("x-amz-expected-bucket-owner: 123456789012")
+            .count(),
+        gets,
+        "every read checks the owner"
     );
 }

@@ -129,6 +129,15 @@ impl Clients {
         aws_sdk_s3::Client::from_conf(config.build())
     }
 
+    /// An STS client in the home Region.
+    pub fn sts(&self) -> aws_sdk_sts::Client {
+        let mut config = aws_sdk_sts::config::Builder::from(&self.sdk);
+        if let Some(url) = self.endpoint("sts") {
+            config = config.endpoint_url(url);
+        }
+        aws_sdk_sts::Client::from_conf(config.build())
+    }
+
     /// An SNS client for `region`.
     pub fn sns(&self, region: &str) -> aws_sdk_sns::Client {
         let mut config =

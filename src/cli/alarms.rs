@@ -11,7 +11,7 @@ use crate::alarms::desired::desired;
 use crate::alarms::pattern;
 use crate::alarms::reconcile::{self, Plan};
 use crate::config::Config;
-use crate::records::{Flow, read_records};
+use crate::records::{Flow, Limits, read_records};
 
 /// Exit code of `plan` when something would change.
 const EXIT_CHANGES: u8 = 2;
@@ -100,7 +100,7 @@ pub fn test_pattern(text: &str, files: &[PathBuf]) -> ExitCode {
                 }
             }
         };
-        read_records(input, MAX_EVENT_BYTES, |record| {
+        read_records(input, Limits::records(MAX_EVENT_BYTES), |record| {
             read += 1;
             let event = record
                 .text

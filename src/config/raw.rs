@@ -104,6 +104,9 @@ pub(super) struct RawSource {
     pub queue_url: Leaf,
     pub max_attempts: Leaf,
     pub visibility_timeout: Leaf,
+    pub buckets: Leaf,
+    pub bucket_owner: Leaf,
+    pub max_object_bytes: Leaf,
 }
 
 /// `[alerts]`: delivery settings.

@@ -59,6 +59,15 @@ pub enum SourceKind {
         max_attempts: u32,
         /// How long a received message stays hidden (extended while read).
         visibility_timeout: Duration,
+        /// The buckets objects may be read from; empty allows any bucket
+        /// owned by `bucket_owner`.
+        buckets: Vec<String>,
+        /// The account that must own every bucket read (S3's
+        /// `ExpectedBucketOwner`); unset with no `buckets` means the
+        /// watched account.
+        bucket_owner: Option<String>,
+        /// The most bytes an object may hold once decompressed.
+        max_object_bytes: u64,
     },
     /// CloudTrail events sent by EventBridge rules to an SQS queue.
     EventBridgeSqs {
@@ -159,7 +168,14 @@ impl Kind {
                 "logsource",
             ],
             // SQS sources long-poll continuously, so they have no interval.
-            Kind::S3Sqs => &["queue_url", "max_attempts", "visibility_timeout"],
+            Kind::S3Sqs => &[
+                "queue_url",
+                "max_attempts",
+                "visibility_timeout",
+                "buckets",
+                "bucket_owner",
+                "max_object_bytes",
+            ],
             Kind::EventBridgeSqs => &[
                 "queue_url",
                 "max_attempts",
@@ -244,29 +260,34 @@ fn source(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<SourceConfi
             .or(r.interval.is_none().then_some(default)),
         None => None,
     };
-    let kind =
-        match kind {
-            Kind::Lookup => lookup(c, k, &r),
-            Kind::Logs => logs(c, k, &r),
-            Kind::S3Sqs => queue(c, k, &r).map(|(queue_url, max_attempts, visibility_timeout)| {
-                SourceKind::S3Sqs {
+    let kind = match kind {
+        Kind::Lookup => lookup(c, k, &r),
+        Kind::Logs => logs(c, k, &r),
+        Kind::S3Sqs => {
+            let objects = objects(c, k, &r);
+            queue(c, k, &r).zip(objects).map(
+                |((queue_url, max_attempts, visibility_timeout), objects)| SourceKind::S3Sqs {
                     queue_url,
                     max_attempts,
                     visibility_timeout,
+                    buckets: objects.0,
+                    bucket_owner: objects.1,
+                    max_object_bytes: objects.2,
+                },
+            )
+        }
+        Kind::EventBridgeSqs => {
+            let accounts = accounts(c, k, &r);
+            queue(c, k, &r).map(|(queue_url, max_attempts, visibility_timeout)| {
+                SourceKind::EventBridgeSqs {
+                    queue_url,
+                    max_attempts,
+                    visibility_timeout,
+                    accounts,
                 }
-            }),
-            Kind::EventBridgeSqs => {
-                let accounts = accounts(c, k, &r);
-                queue(c, k, &r).map(|(queue_url, max_attempts, visibility_timeout)| {
-                    SourceKind::EventBridgeSqs {
-                        queue_url,
-                        max_attempts,
-                        visibility_timeout,
-                        accounts,
-                    }
-                })
-            }
-        };
+            })
+        }
+    };
     Some(SourceConfig {
         name: name?,
         interval,
@@ -275,7 +296,7 @@ fn source(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<SourceConfi
 }
 
 /// Every key of a raw source, for the check that each applies to its kind.
-fn leaves(r: &RawSource) -> [(&'static str, &Leaf); 15] {
+fn leaves(r: &RawSource) -> [(&'static str, &Leaf); 18] {
     [
         ("interval", &r.interval),
         ("regions", &r.regions),
@@ -292,7 +313,41 @@ fn leaves(r: &RawSource) -> [(&'static str, &Leaf); 15] {
         ("queue_url", &r.queue_url),
         ("max_attempts", &r.max_attempts),
         ("visibility_timeout", &r.visibility_timeout),
+        ("buckets", &r.buckets),
+        ("bucket_owner", &r.bucket_owner),
+        ("max_object_bytes", &r.max_object_bytes),
     ]
+}
+
+/// An object may inflate to 1 GiB by default: trail files are written every
+/// five minutes per Region and stay far below that.
+const MAX_OBJECT_BYTES: u64 = 1 << 30;
+
+/// `buckets`, `bucket_owner` and `max_object_bytes` of an `s3_sqs` source.
+fn objects(
+    c: &mut Checker<'_>,
+    k: &KeyPath,
+    r: &RawSource,
+) -> Option<(Vec<String>, Option<String>, u64)> {
+    let names: Option<Vec<String>> = c.value(&k.key("buckets"), &r.buckets);
+    let mut ok = r.buckets.is_none() || names.is_some();
+    let names = names.unwrap_or_default();
+    for (i, name) in names.iter().enumerate() {
+        if let Some(why) = crate::sources::s3_sqs::bucket_refusal(name) {
+            c.report(&k.key("buckets").index(i), why);
+            ok = false;
+        }
+    }
+    let owner = c.parsed(&k.key("bucket_owner"), &r.bucket_owner, formats::account_id);
+    ok &= r.bucket_owner.is_none() || owner.is_some();
+    let max = c.count(
+        &k.key("max_object_bytes"),
+        &r.max_object_bytes,
+        1 << 20,
+        1 << 40,
+    );
+    ok &= r.max_object_bytes.is_none() || max.is_some();
+    ok.then(|| (names, owner, max.unwrap_or(MAX_OBJECT_BYTES)))
 }
 
 /// `accounts`: 12-digit account ids, each checked.
@@ -430,7 +485,7 @@ fn queue(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<(String, u32
     let visibility = c.duration(
         &k.key("visibility_timeout"),
         &r.visibility_timeout,
-        Duration::from_secs(30),
+        Duration::from_secs(10),
         Duration::from_secs(12 * 3600),
     );
     let bad = (r.max_attempts.is_some() && attempts.is_none())
@@ -441,6 +496,8 @@ fn queue(c: &mut Checker<'_>, k: &KeyPath, r: &RawSource) -> Option<(String, u32
     Some((
         url?,
         attempts.map_or(5, |n| u32::try_from(n).unwrap_or(5)),
-        visibility.unwrap_or(Duration::from_secs(300)),
+        // Short, so that a message whose reader died comes back soon; the
+        // heartbeat extends it while it is read.
+        visibility.unwrap_or(Duration::from_secs(20)),
     ))
 }

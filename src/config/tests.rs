@@ -218,7 +218,10 @@ queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/events"
             SourceKind::S3Sqs {
                 queue_url: "https://sqs.us-east-1.amazonaws.com/123456789012/trail".into(),
                 max_attempts: 5,
-                visibility_timeout: Duration::from_secs(300),
+                visibility_timeout: Duration::from_secs(20),
+                buckets: vec![],
+                bucket_owner: None,
+                max_object_bytes: 1 << 30,
             }
         );
         assert_eq!(events.kind.name(), "eventbridge_sqs");
@@ -242,6 +245,8 @@ kind = "s3_sqs"
 name = "b"
 max_attempts = 0
 visibility_timeout = "1s"
+buckets = ["trail-logs", "arn:aws:s3:us-east-1:111122223333:accesspoint/x", "logs-ab12--ol-s3"]
+bucket_owner = "12"
 
 [[sources]]
 kind = "cloudwatch_logs"
@@ -263,10 +268,13 @@ min_level = "severe"
             "c.toml:7:1: sources[1].queue_url: missing required key",
             "c.toml:10:1: sources[1].max_attempts: 0 is out of range: it must be between 1 and 100",
             "c.toml:11:1: sources[1].visibility_timeout: duration \"1s\" is out of range",
-            "c.toml:17:34: sources[2].logsource.flavour: unknown key (expected product, service or category)",
-            "c.toml:19:9: alarms.cis.log_group: missing: required when alarms.cis.enabled = true",
-            "c.toml:19:9: alarms.cis.topic_arn: missing: required when alarms.cis.enabled = true",
-            "c.toml:24:1: alerts.sns[0].min_level: unknown level \"severe\"",
+            "sources[1].buckets[1]: \"arn:aws:s3:us-east-1:111122223333:accesspoint/x\" is an ARN, not a bucket name",
+            "sources[1].buckets[2]: \"logs-ab12--ol-s3\" is an Object Lambda access point alias",
+            "c.toml:13:1: sources[1].bucket_owner:",
+            "c.toml:19:34: sources[2].logsource.flavour: unknown key (expected product, service or category)",
+            "c.toml:21:9: alarms.cis.log_group: missing: required when alarms.cis.enabled = true",
+            "c.toml:21:9: alarms.cis.topic_arn: missing: required when alarms.cis.enabled = true",
+            "c.toml:26:1: alerts.sns[0].min_level: unknown level \"severe\"",
         ] {
             assert!(
                 found.iter().any(|p| p.contains(expected)),

@@ -2,9 +2,7 @@
 
 use std::io::{BufRead, Read};
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
-
+use super::scan::{Framing, Scanner};
 use super::{Flow, Position, ReadSummary, Record, unreadable};
 use crate::detection::event::{Reason, Rejection};
 
@@ -192,7 +190,10 @@ fn lines(
     }
 }
 
-/// A JSON array, or the `Records` array of a trail file, streamed element by element.
+/// A JSON array, or the `Records` array of a trail file, streamed element by
+/// element. Each element is cut out by its brackets and quotes alone, so a
+/// record larger than `max_bytes` is skipped while holding no more than
+/// `max_bytes` of it; detection parses (and so checks) each record it keeps.
 fn json(
     input: &mut dyn BufRead,
     layout: Layout,
@@ -204,13 +205,14 @@ fn json(
         max_bytes,
         index: 0,
         stopped: false,
+        buf: Vec::new(),
     };
-    let mut de = serde_json::Deserializer::from_reader(input);
+    let mut scanner = Scanner::new(input);
     let result = match layout {
-        Layout::TrailFile => de.deserialize_map(TrailFile(&mut state)),
-        _ => de.deserialize_seq(Elements(&mut state)),
+        Layout::TrailFile => trail_file(&mut scanner, &mut state),
+        _ => elements(&mut scanner, &mut state),
     }
-    .and_then(|()| if state.stopped { Ok(()) } else { de.end() });
+    .and_then(|()| if state.stopped { Ok(()) } else { scanner.end() });
     if let Err(err) = result {
         if !state.stopped {
             let index = state.index;
@@ -232,78 +234,74 @@ struct Streaming<'a> {
     max_bytes: usize,
     index: u64,
     stopped: bool,
+    buf: Vec<u8>,
 }
 
-struct TrailFile<'s, 'a>(&'s mut Streaming<'a>);
-
-impl<'de> Visitor<'de> for TrailFile<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a CloudTrail file, {\"Records\": [...]}")
+/// `{"Records": [...], ...}`: the records array is streamed, other keys skipped.
+fn trail_file(scanner: &mut Scanner<'_>, state: &mut Streaming<'_>) -> Result<(), Framing> {
+    scanner.expect(b'{')?;
+    if scanner.peek()? == Some(b'}') {
+        scanner.bump();
+        return Ok(());
     }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "Records" && !self.0.stopped {
-                map.next_value_seed(Elements(&mut *self.0))?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+    let mut key = Vec::new();
+    loop {
+        // Keys of interest are short; a long key is cut to its first bytes.
+        scanner.value(KEY_BYTES, &mut key)?;
+        scanner.expect(b':')?;
+        if key == b"\"Records\"" && !state.stopped {
+            elements(scanner, state)?;
+            if state.stopped {
+                return Ok(());
             }
+        } else {
+            scanner.value(0, &mut key)?;
         }
-        Ok(())
+        match scanner.next_byte()? {
+            Some(b',') => {}
+            Some(b'}') => return Ok(()),
+            other => return Err(scanner.unexpected(other, "`,` or `}`")),
+        }
     }
 }
 
-struct Elements<'s, 'a>(&'s mut Streaming<'a>);
+/// Bytes of an object key kept to compare it.
+const KEY_BYTES: usize = 64;
 
-impl<'de> DeserializeSeed<'de> for Elements<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
+/// `[...]`, each element handed to the callback in turn.
+fn elements(scanner: &mut Scanner<'_>, state: &mut Streaming<'_>) -> Result<(), Framing> {
+    scanner.expect(b'[')?;
+    if scanner.peek()? == Some(b']') {
+        scanner.bump();
+        return Ok(());
     }
-}
-
-impl<'de> Visitor<'de> for Elements<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an array of records")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let state = self.0;
-        while !state.stopped {
-            let Some(raw) = seq.next_element::<Box<RawValue>>()? else {
-                break;
-            };
-            let text = raw.get();
-            let text = if text.len() > state.max_bytes {
-                Err(Rejection {
-                    reason: Reason::TooLarge,
-                    detail: format!(
-                        "{} bytes, more than the limit of {}",
-                        text.len(),
-                        state.max_bytes
-                    ),
-                })
-            } else {
-                Ok(text)
-            };
-            let record = Record {
-                position: Position::Index(state.index),
-                text,
-            };
-            state.index += 1;
-            if (state.each)(record) == Flow::Stop {
-                state.stopped = true;
-            }
+    loop {
+        let whole = scanner.value(state.max_bytes, &mut state.buf)?;
+        let text = if whole > state.max_bytes {
+            Err(Rejection {
+                reason: Reason::TooLarge,
+                detail: format!("{whole} bytes, more than the limit of {}", state.max_bytes),
+            })
+        } else {
+            std::str::from_utf8(&state.buf).map_err(|err| Rejection {
+                reason: Reason::InvalidUtf8,
+                detail: format!("not UTF-8 at byte {}", err.valid_up_to()),
+            })
+        };
+        let record = Record {
+            position: Position::Index(state.index),
+            text,
+        };
+        state.index += 1;
+        if (state.each)(record) == Flow::Stop {
+            // Stopping early leaves the rest unread: that is not a framing error.
+            state.stopped = true;
+            return Ok(());
         }
-        // Stopping early leaves the rest unread: that is not a framing error.
-        if state.stopped {
-            return Err(de::Error::custom("stopped"));
+        match scanner.next_byte()? {
+            Some(b',') => {}
+            Some(b']') => return Ok(()),
+            other => return Err(scanner.unexpected(other, "`,` or `]`")),
         }
-        Ok(())
     }
 }

@@ -10,6 +10,7 @@
 //! records before them are not lost.
 
 mod framing;
+mod scan;
 
 use std::io::{BufRead, BufReader, Read};
 
@@ -78,23 +79,80 @@ pub fn string_field<'t>(text: &'t str, quoted_key: &str) -> Option<&'t str> {
     value.get(..value.find('"')?)
 }
 
-/// Reads every record of `input` into `each`, with `max_bytes` as the size
-/// limit of one record.
+/// How much of its input a read may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The size of one record; a larger one is rejected as too large.
+    pub record_bytes: usize,
+    /// The size of gzip-compressed input once decompressed. Reaching it
+    /// ends the read with an unreadable record, so a small object that
+    /// inflates without end (a gzip bomb) costs bounded work.
+    pub decompressed_bytes: u64,
+}
+
+impl Limits {
+    /// Records of at most `record_bytes`, with no limit on decompression,
+    /// for input the user chose (replay, files on disk).
+    pub fn records(record_bytes: usize) -> Limits {
+        Limits {
+            record_bytes,
+            decompressed_bytes: u64::MAX,
+        }
+    }
+}
+
+/// Reads every record of `input` into `each`, within `limits`.
 pub fn read_records(
     input: impl Read,
-    max_bytes: usize,
+    limits: Limits,
     mut each: impl FnMut(Record<'_>) -> Flow,
 ) -> ReadSummary {
     let mut buffered = BufReader::with_capacity(256 * 1024, input);
     let gzip = matches!(buffered.fill_buf(), Ok([0x1f, 0x8b, ..]));
     if gzip {
-        let decoder = flate2::bufread::MultiGzDecoder::new(buffered);
+        let decoder = Bounded {
+            inner: flate2::bufread::MultiGzDecoder::new(buffered),
+            left: limits.decompressed_bytes,
+            limit: limits.decompressed_bytes,
+        };
         let mut inner = BufReader::with_capacity(256 * 1024, decoder);
-        let mut summary = framing::read(&mut inner, max_bytes, &mut each);
+        let mut summary = framing::read(&mut inner, limits.record_bytes, &mut each);
         summary.gzip = true;
         summary
     } else {
-        framing::read(&mut buffered, max_bytes, &mut each)
+        framing::read(&mut buffered, limits.record_bytes, &mut each)
+    }
+}
+
+/// A reader that fails once it has handed out `limit` bytes and has more.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // One byte more than the limit tells "exactly at" from "beyond".
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other(format!(
+                    "more than {} bytes once decompressed, the limit",
+                    self.limit
+                ))),
+            };
+        }
+        let room = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = self.inner.read(&mut buf[..room])?;
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 

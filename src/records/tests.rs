@@ -14,7 +14,7 @@ type Seen = Vec<(Position, Result<String, Reason>)>;
 
 fn collect(input: impl Read, max: usize) -> (ReadSummary, Seen) {
     let mut out = Vec::new();
-    let summary = read_records(input, max, |r| {
+    let summary = read_records(input, Limits::records(max), |r| {
         out.push((r.position, r.text.map(str::to_owned).map_err(|e| e.reason)));
         Flow::Continue
     });
@@ -119,10 +119,166 @@ fn a_truncated_file_keeps_what_came_before() {
 #[test]
 fn the_callback_can_stop_the_read() {
     let mut seen = 0;
-    let summary = read_records(TRAIL.as_bytes(), 1000, |_| {
+    let summary = read_records(TRAIL.as_bytes(), Limits::records(1000), |_| {
         seen += 1;
         Flow::Stop
     });
     assert!(summary.stopped);
     assert_eq!(seen, 1);
+}
+
+/// A trail file whose first record is `size` bytes, made as it is read.
+struct HugeRecord {
+    head: Vec<u8>,
+    size: usize,
+    tail: Vec<u8>,
+    at: usize,
+}
+
+impl HugeRecord {
+    fn new(size: usize) -> HugeRecord {
+        let head = br#"{"Records":[{"eventName":"Huge","pad":""#.to_vec();
+        let tail = br#""},{"eventName":"After","n":[1,"]\"}"]}]}"#.to_vec();
+        HugeRecord {
+            size: size - head.len() + r#"{"Records":["#.len() - 2,
+            head,
+            tail,
+            at: 0,
+        }
+    }
+}
+
+impl Read for HugeRecord {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let (head, fill) = (self.head.len(), self.head.len() + self.size);
+        let n = if self.at < head {
+            let n = (head - self.at).min(buf.len());
+            buf[..n].copy_from_slice(&self.head[self.at..self.at + n]);
+            n
+        } else if self.at < fill {
+            let n = (fill - self.at).min(buf.len());
+            buf[..n].fill(b'x');
+            n
+        } else {
+            let from = self.at - fill;
+            let n = (self.tail.len() - from).min(buf.len());
+            buf[..n].copy_from_slice(&self.tail[from..from + n]);
+            n
+        };
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_record_over_the_limit_is_measured_and_skipped_and_the_next_one_read() {
+    let size = 3 * 1024 * 1024;
+    let (summary, records) = collect(HugeRecord::new(size), 1000);
+    assert_eq!(summary.records, 2);
+    let Err(reason) = &records[0].1 else {
+        panic!("{:?}", records[0])
+    };
+    assert_eq!(*reason, Reason::TooLarge);
+    assert_eq!(
+        records[1].1.as_deref(),
+        Ok(r#"{"eventName":"After","n":[1,"]\"}"]}"#)
+    );
+    // The rejection says the record's true size, found without holding it.
+    let mut detail = String::new();
+    read_records(HugeRecord::new(size), Limits::records(1000), |r| {
+        if let Err(e) = r.text {
+            detail = e.detail;
+        }
+        Flow::Continue
+    });
+    assert_eq!(detail, format!("{size} bytes, more than the limit of 1000"));
+}
+
+#[test]
+fn framing_errors_say_where_and_keep_what_came_before() {
+    let cases = [
+        (
+            r#"{"Records":[{"a":1} {"b":2}]}"#,
+            "expected `,` or `]` at byte 20, found `{`",
+        ),
+        (
+            r#"{"Records":[{"a":1},]}"#,
+            "expected a value at byte 20, found `]`",
+        ),
+        (
+            r#"{"Records":[{"a":1}]} trailing"#,
+            "expected the end of the file at byte 22, found `t`",
+        ),
+        (
+            r#"{"Records":[{"a":"unterminated"#,
+            "expected the rest of the value at byte 30, found the end of the file",
+        ),
+    ];
+    for (text, expected) in cases {
+        let mut details = Vec::new();
+        let mut good = 0;
+        read_records(text.as_bytes(), Limits::records(1000), |r| {
+            match r.text {
+                Ok(_) => good += 1,
+                Err(e) => details.push((e.reason, e.detail)),
+            }
+            Flow::Continue
+        });
+        assert_eq!(details.len(), 1, "{text}: {details:?}");
+        assert_eq!(details[0].0, Reason::Unreadable);
+        assert!(details[0].1.ends_with(expected), "{text}: {details:?}");
+        assert_eq!(good, usize::from(!text.contains("unterminated")), "{text}");
+    }
+    // A byte-order mark, other keys after Records, and strings with
+    // brackets and escaped quotes do not confuse the cut.
+    let text = "\u{feff}{\"Records\":[{\"k\":\"a\\\"}\"},\"str\",12.5e3,null],\"After\":[{}]}";
+    let (_, records) = collect(text.as_bytes(), 1000);
+    let texts: Vec<_> = records.iter().map(|r| r.1.clone().unwrap()).collect();
+    assert_eq!(texts, [r#"{"k":"a\"}"}"#, r#""str""#, "12.5e3", "null"]);
+}
+
+#[test]
+fn decompression_stops_at_the_limit() {
+    // Gzip members one after another inflate to one stream: a small object
+    // can inflate far beyond its size.
+    let record = format!("{{\"eventName\":\"E\",\"pad\":\"{}\"}}", "p".repeat(1000));
+    let mut bomb = gzip(b"{\"Records\":[");
+    let member = gzip(format!("{record},").repeat(100).as_bytes());
+    for _ in 0..100 {
+        bomb.extend_from_slice(&member);
+    }
+    bomb.extend_from_slice(&gzip(format!("{record}]}}").as_bytes()));
+    let inflated = 100 * 100 * (record.len() + 1);
+    let limits = Limits {
+        record_bytes: 10_000,
+        decompressed_bytes: 1024 * 1024,
+    };
+    let mut good = 0;
+    let mut last = None;
+    let summary = read_records(bomb.as_slice(), limits, |r| {
+        match r.text {
+            Ok(_) => good += 1,
+            Err(e) => last = Some(e),
+        }
+        Flow::Continue
+    });
+    assert!(summary.gzip);
+    let last = last.expect("the read ends with a rejection");
+    assert_eq!(last.reason, Reason::Unreadable);
+    assert!(
+        last.detail
+            .contains("more than 1048576 bytes once decompressed"),
+        "{}",
+        last.detail
+    );
+    // What came before the limit is read; nothing past it.
+    let per_record = record.len() + 1;
+    assert!(
+        (900..=1024 * 1024 / per_record).contains(&good),
+        "{good} of {} records",
+        inflated / per_record
+    );
+    // Without the limit, every record is read.
+    let all = read_records(bomb.as_slice(), Limits::records(10_000), |_| Flow::Continue);
+    assert_eq!(all.records, 100 * 100 + 1);
 }

@@ -163,10 +163,26 @@ pub trait ObjectApi: Send + Sync + 'static {
     /// Streams an object; its size when S3 says.
     fn get_object(
         &self,
-        region: &str,
-        bucket: &str,
-        key: &str,
+        request: &ObjectRequest<'_>,
     ) -> impl Future<Output = Result<(ObjectBody, Option<i64>), AwsError>> + Send;
+
+    /// The account the credentials belong to (STS `GetCallerIdentity`,
+    /// which needs no permission): whose buckets are read by default.
+    fn watched_account(&self) -> impl Future<Output = Result<String, AwsError>> + Send;
+}
+
+/// One object to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectRequest<'a> {
+    /// The bucket's Region.
+    pub region: &'a str,
+    /// The bucket.
+    pub bucket: &'a str,
+    /// The key.
+    pub key: &'a str,
+    /// The account that must own the bucket (`ExpectedBucketOwner`): S3
+    /// answers 403 for a bucket of any other account.
+    pub expected_owner: Option<&'a str>,
 }
 
 /// The real AWS, through the SDK clients.
@@ -446,15 +462,25 @@ impl QueueApi for Aws {
 impl ObjectApi for Aws {
     async fn get_object(
         &self,
-        region: &str,
-        bucket: &str,
-        key: &str,
+        request: &ObjectRequest<'_>,
     ) -> Result<(ObjectBody, Option<i64>), AwsError> {
-        let client = self.clients.s3(region);
-        let request = client.get_object().bucket(bucket).key(key).send();
-        let out = self.clients.call("s3", "GetObject", request).await?;
+        let client = self.clients.s3(request.region);
+        let call = client
+            .get_object()
+            .bucket(request.bucket)
+            .key(request.key)
+            .set_expected_bucket_owner(request.expected_owner.map(str::to_owned))
+            .send();
+        let out = self.clients.call("s3", "GetObject", call).await?;
         let size = out.content_length();
         Ok((Box::pin(out.body.into_async_read()), size))
+    }
+
+    async fn watched_account(&self) -> Result<String, AwsError> {
+        let client = self.clients.sts();
+        let call = client.get_caller_identity().send();
+        let out = self.clients.call("sts", "GetCallerIdentity", call).await?;
+        Ok(out.account().unwrap_or_default().to_owned())
     }
 }
 

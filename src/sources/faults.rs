@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 use super::api::{
     CloudTrailApi, LogPage, LogQuery, LogsApi, LookupPage, LookupQuery, Message, ObjectApi,
-    ObjectBody, QueueApi,
+    ObjectBody, ObjectRequest, QueueApi,
 };
 use crate::aws::AwsError;
 use crate::aws::retry::ErrorClass;
@@ -129,11 +129,14 @@ impl<A: QueueApi> QueueApi for Faulty<A> {
 impl<A: ObjectApi> ObjectApi for Faulty<A> {
     async fn get_object(
         &self,
-        region: &str,
-        bucket: &str,
-        key: &str,
+        request: &ObjectRequest<'_>,
     ) -> Result<(ObjectBody, Option<i64>), AwsError> {
         self.take("GetObject")?;
-        self.inner.get_object(region, bucket, key).await
+        self.inner.get_object(request).await
+    }
+
+    async fn watched_account(&self) -> Result<String, AwsError> {
+        self.take("GetCallerIdentity")?;
+        self.inner.watched_account().await
     }
 }

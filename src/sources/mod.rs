@@ -88,6 +88,9 @@ pub async fn run<A>(
             queue_url,
             max_attempts,
             visibility_timeout,
+            buckets,
+            bucket_owner,
+            max_object_bytes,
         } => {
             let settings = s3_sqs::Settings {
                 queue: queue::QueueSettings {
@@ -97,6 +100,9 @@ pub async fn run<A>(
                 },
                 region: home,
                 max_record_bytes: config.detection.max_event_bytes,
+                max_object_bytes,
+                buckets,
+                bucket_owner,
             };
             s3_sqs::run(ctx, api, settings).await;
         }

@@ -1,15 +1,20 @@
 //! The SQS loop both queue sources share: long-poll for messages, hand each
 //! to the source's handler, and only then delete it.
 //!
-//! A message stays hidden while it is handled: its visibility is extended
-//! every half timeout, so a large trail file is not handed to a second
-//! reader meanwhile. What happens when handling does not finish depends on
-//! why, and only failures of the message itself count:
+//! Messages are received with a short visibility (`visibility_timeout`,
+//! 20 s by default), and every message of the batch not yet settled is
+//! extended on a heartbeat every third of it, so a large trail file is not
+//! handed to a second reader meanwhile, while a message whose reader died
+//! (kill -9, a lost connection) comes back within the visibility timeout.
+//! What happens when handling does not finish depends on why, and only
+//! failures of the message itself count:
 //!
 //! - **Transient** (throttling, 5xx, timeouts, connection failures): the
-//!   message comes back after a capped, jittered backoff (2 s up to 5 min),
-//!   for as long as it takes; the source is not ready, with a short reason,
-//!   until a message is handled again. Never counted.
+//!   message and the rest of its batch come back after a capped, jittered
+//!   backoff (2 s up to 20 s), and the source waits as long before it
+//!   receives again, for as long as it takes; the source is not ready, with
+//!   a short reason, until a message is handled again. Never counted. The
+//!   cap keeps the end of an outage noticed within seconds.
 //! - **Interrupted** (shutdown in the middle of a file): the message is made
 //!   visible again at once for the next process. Never counted.
 //! - **Permanent** (a malformed file, access denied to that object, no such
@@ -62,8 +67,9 @@ const ATTEMPTS_RETENTION: Duration = Duration::from_secs(14 * 86_400);
 /// The first wait before a transiently failed message is seen again.
 const TRANSIENT_FIRST: Duration = Duration::from_secs(2);
 
-/// The longest wait before a transiently failed message is seen again.
-const TRANSIENT_CAP: Duration = Duration::from_secs(300);
+/// The longest wait before a transiently failed message is seen again:
+/// short, so that the end of an outage is noticed within seconds.
+const TRANSIENT_CAP: Duration = Duration::from_secs(20);
 
 /// What the log says a crash was.
 const CRASHED: &str = "the process ended while handling it (abort, out of memory or kill)";
@@ -141,7 +147,7 @@ where
     ctx.starting();
     let visibility = i32::try_from(settings.visibility.as_secs())
         .unwrap_or(43_200)
-        .clamp(30, 43_200);
+        .clamp(10, 43_200);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let mut settler = Settler {
         ctx: &ctx,
@@ -176,62 +182,126 @@ where
                 }
             }
         };
-        for (n, message) in messages.iter().enumerate() {
-            if ctx.stop.is_cancelled() {
-                // Not handled, so not an attempt: the next reader gets them at once.
-                for message in &messages[n..] {
-                    settler.release(message).await;
-                }
-                return;
-            }
-            let attempts = match settler.begin(message).await {
-                Ok(Some(attempts)) => attempts,
-                Ok(None) => continue,
-                Err(err) => {
-                    // Without the marker a crash would go uncounted: do not handle it yet.
-                    settler
-                        .settle(
-                            message,
-                            Attempts::default(),
-                            Outcome::Transient {
-                                reason: "the state store cannot be written".to_owned(),
-                                detail: err.to_string(),
-                            },
-                        )
-                        .await;
-                    continue;
-                }
-            };
-            let outcome = with_heartbeat(
-                &*queue,
-                &settings.queue_url,
-                message,
-                visibility,
-                handle(ctx.clone(), message.clone()),
-            )
-            .await;
-            settler.settle(message, attempts, outcome).await;
+        // Every message of the batch stays hidden until it is settled, not
+        // only the one being handled: the visibility is short so that a
+        // message whose reader died comes back soon.
+        let unsettled = std::sync::Mutex::new(
+            messages
+                .iter()
+                .map(|m| (m.id.clone(), m.receipt.clone()))
+                .collect::<Vec<_>>(),
+        );
+        let work = handle_batch(&ctx, &mut settler, &messages, &unsettled, &handle);
+        let pause =
+            with_heartbeat(&*queue, &settings.queue_url, &unsettled, visibility, work).await;
+        match pause {
+            Batch::Handled => {}
+            Batch::Stopped => return,
+            Batch::Pause(wait) => tokio::select! {
+                () = ctx.stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            },
         }
     }
 }
 
-/// Runs `work`, keeping the message hidden meanwhile.
-async fn with_heartbeat<Q: QueueApi>(
+/// How a batch ended.
+enum Batch {
+    /// Every message settled.
+    Handled,
+    /// Shutdown: the rest were released to the next reader.
+    Stopped,
+    /// A passing failure: the rest were put back for this long, and the
+    /// source waits as long before it receives again, so an outage costs
+    /// one attempt per wait rather than one per message.
+    Pause(Duration),
+}
+
+async fn handle_batch<Q, H, Fut>(
+    ctx: &SourceContext,
+    settler: &mut Settler<'_, Q>,
+    messages: &[Message],
+    unsettled: &std::sync::Mutex<Vec<(String, String)>>,
+    handle: &H,
+) -> Batch
+where
+    Q: QueueApi,
+    H: Fn(SourceContext, Message) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    let settled = |message: &Message| {
+        unsettled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(id, _)| *id != message.id);
+    };
+    for (n, message) in messages.iter().enumerate() {
+        if ctx.stop.is_cancelled() {
+            // Not handled, so not an attempt: the next reader gets them at once.
+            for message in &messages[n..] {
+                settled(message);
+                settler.release(message).await;
+            }
+            return Batch::Stopped;
+        }
+        let attempts = match settler.begin(message).await {
+            Ok(Some(attempts)) => attempts,
+            Ok(None) => {
+                settled(message);
+                continue;
+            }
+            Err(err) => {
+                // Without the marker a crash would go uncounted: do not handle it yet.
+                settled(message);
+                let wait = settler
+                    .settle(
+                        message,
+                        Attempts::default(),
+                        Outcome::Transient {
+                            reason: "the state store cannot be written".to_owned(),
+                            detail: err.to_string(),
+                        },
+                    )
+                    .await;
+                if let Some(wait) = wait {
+                    return settler.put_back(&messages[n + 1..], wait, &settled).await;
+                }
+                continue;
+            }
+        };
+        let outcome = handle(ctx.clone(), message.clone()).await;
+        settled(message);
+        if let Some(wait) = settler.settle(message, attempts, outcome).await {
+            return settler.put_back(&messages[n + 1..], wait, &settled).await;
+        }
+    }
+    Batch::Handled
+}
+
+/// Runs `work`, keeping every unsettled message of the batch hidden
+/// meanwhile: each is extended to `visibility` every third of it.
+async fn with_heartbeat<Q: QueueApi, T>(
     queue: &Q,
     url: &str,
-    message: &Message,
+    unsettled: &std::sync::Mutex<Vec<(String, String)>>,
     visibility: i32,
-    work: impl Future<Output = Outcome>,
-) -> Outcome {
+    work: impl Future<Output = T>,
+) -> T {
     tokio::pin!(work);
-    let half = Duration::from_secs(u64::try_from(visibility / 2).unwrap_or(15).max(1));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
+    let every = Duration::from_secs(u64::try_from(visibility / 3).unwrap_or(10).max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
             outcome = &mut work => return outcome,
             _ = tick.tick() => {
-                if let Err(err) = queue.extend_visibility(url, &message.receipt, visibility).await {
-                    tracing::warn!(message = %message.id, error = %err, "cannot extend the message's visibility; another reader may get it (its records are dropped as duplicates)");
+                let held = unsettled
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                for (id, receipt) in held {
+                    if let Err(err) = queue.extend_visibility(url, &receipt, visibility).await {
+                        tracing::warn!(message = %id, error = %err, "cannot extend the message's visibility; another reader may get it (its records are dropped as duplicates)");
+                    }
                 }
             }
         }
@@ -360,7 +430,30 @@ impl<Q: QueueApi> Settler<'_, Q> {
         self.delay(message, 0).await;
     }
 
-    async fn settle(&mut self, message: &Message, attempts: Attempts, outcome: Outcome) {
+    /// Puts back the batch's messages not yet handled, to be seen again
+    /// after `wait`; not attempts.
+    async fn put_back(
+        &self,
+        rest: &[Message],
+        wait: Duration,
+        settled: &impl Fn(&Message),
+    ) -> Batch {
+        let seconds = i32::try_from(wait.as_secs()).unwrap_or(i32::MAX).max(1);
+        for message in rest {
+            settled(message);
+            self.delay(message, seconds).await;
+        }
+        Batch::Pause(wait)
+    }
+
+    /// Settles a message by its outcome; after a passing failure, answers
+    /// how long the source should wait before it goes on.
+    async fn settle(
+        &mut self,
+        message: &Message,
+        attempts: Attempts,
+        outcome: Outcome,
+    ) -> Option<Duration> {
         let ctx = self.ctx;
         match outcome {
             Outcome::Done | Outcome::Skip(_) => {
@@ -390,7 +483,7 @@ impl<Q: QueueApi> Settler<'_, Q> {
                 if attempts.counted >= self.settings.max_attempts {
                     let reason = format!("failed {} times; last: {why}", attempts.counted);
                     self.set_aside(message, reason).await;
-                    return;
+                    return None;
                 }
                 // Each counted failure waits longer before the message is seen again.
                 let wait = 30i32
@@ -416,6 +509,7 @@ impl<Q: QueueApi> Settler<'_, Q> {
                     tracing::warn!(source = %ctx.name, message = %message.id, error = %err, "cannot clear the in-hand marker");
                 }
                 self.delay(message, seconds).await;
+                return Some(wait);
             }
             Outcome::Interrupted(why) => {
                 self.count("interrupted");
@@ -429,6 +523,7 @@ impl<Q: QueueApi> Settler<'_, Q> {
                 self.release(message).await;
             }
         }
+        None
     }
 
     async fn set_aside(&self, message: &Message, reason: String) {

@@ -14,16 +14,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::io::SyncIoBridge;
 
-use super::api::{Message, ObjectApi, ObjectBody, QueueApi};
+use super::api::{Message, ObjectApi, ObjectBody, ObjectRequest, QueueApi};
 use super::context::SourceContext;
 use super::queue::{self, Outcome, QueueSettings};
+use crate::aws::retry::Backoff;
 use crate::detection::event::{Format, Reason};
 use crate::detection::sigma::document::LogSource;
 use crate::pipeline::{self, Batch};
-use crate::records::{Flow, read_records};
+use crate::records::{Flow, Limits, read_records};
 
 /// One object a message announces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,10 +171,71 @@ pub struct Settings {
     pub region: String,
     /// The size limit of one record.
     pub max_record_bytes: usize,
+    /// The most bytes an object may hold once decompressed.
+    pub max_object_bytes: u64,
+    /// Buckets objects may be read from; empty allows any bucket of `bucket_owner`.
+    pub buckets: Vec<String>,
+    /// The account every bucket read must belong to, sent as
+    /// `ExpectedBucketOwner` so S3 refuses a bucket of anyone else; `None`
+    /// with no `buckets` means the watched account, asked of STS at start.
+    pub bucket_owner: Option<String>,
+}
+
+/// Why a bucket named in configuration or a notification is not read from:
+/// only plain bucket names are, because S3 also accepts access-point and
+/// Object Lambda ARNs and aliases in their place, and reading through those
+/// would let whoever controls them (or their Lambda) choose the content.
+pub fn bucket_refusal(name: &str) -> Option<String> {
+    let refuse = |what: &str| {
+        Some(format!(
+            "\"{name}\" is {what}, not a bucket name; only buckets are read"
+        ))
+    };
+    if name.starts_with("arn:") {
+        return refuse("an ARN");
+    }
+    if name.ends_with("--ol-s3") {
+        return refuse("an Object Lambda access point alias");
+    }
+    if name.ends_with("-s3alias") {
+        return refuse("an access point alias");
+    }
+    if name.ends_with(".mrap") {
+        return refuse("a Multi-Region Access Point alias");
+    }
+    // Old us-east-1 buckets may have capitals and underscores, and up to 255 characters.
+    let plain = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if !plain || !(3..=255).contains(&name.len()) {
+        return Some(format!("\"{name}\" is not a bucket name"));
+    }
+    None
+}
+
+impl Settings {
+    /// Why `bucket` may not be read from, if it may not.
+    fn refusal(&self, bucket: &str) -> Option<String> {
+        if let Some(why) = bucket_refusal(bucket) {
+            return Some(why);
+        }
+        if !self.buckets.is_empty() && !self.buckets.iter().any(|b| b == bucket) {
+            return Some(format!(
+                "bucket \"{bucket}\" is not in the source's buckets"
+            ));
+        }
+        None
+    }
 }
 
 /// Receives until shutdown.
-pub async fn run<A: QueueApi + ObjectApi>(ctx: SourceContext, api: Arc<A>, settings: Settings) {
+pub async fn run<A: QueueApi + ObjectApi>(ctx: SourceContext, api: Arc<A>, mut settings: Settings) {
+    if settings.buckets.is_empty() && settings.bucket_owner.is_none() {
+        match watched_account(&ctx, api.as_ref()).await {
+            Some(account) => settings.bucket_owner = Some(account),
+            None => return,
+        }
+    }
     let logsource = Arc::new(LogSource::cloudtrail());
     let objects = Arc::clone(&api);
     let shared = Arc::new(settings.clone());
@@ -187,6 +250,25 @@ pub async fn run<A: QueueApi + ObjectApi>(ctx: SourceContext, api: Arc<A>, setti
     .await;
 }
 
+/// The watched account, asked until STS answers (`None` on shutdown):
+/// without it any bucket could be read, so nothing is read before it.
+async fn watched_account<A: ObjectApi>(ctx: &SourceContext, api: &A) -> Option<String> {
+    let mut backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(60));
+    loop {
+        match api.watched_account().await {
+            Ok(account) => return Some(account),
+            Err(err) => {
+                ctx.degraded(format!("cannot tell the watched account: {}", err.short()));
+                tracing::warn!(source = %ctx.name, error = %err, "cannot tell which account's buckets to read; retrying");
+            }
+        }
+        tokio::select! {
+            () = ctx.stop.cancelled() => return None,
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+        }
+    }
+}
+
 async fn handle<A: ObjectApi>(
     ctx: &SourceContext,
     api: &A,
@@ -199,6 +281,11 @@ async fn handle<A: ObjectApi>(
         Ok(Notification::Objects(objects)) => objects,
         Err(why) => return Outcome::SetAside(why),
     };
+    // A message naming a bucket that may not be read is refused whole,
+    // before anything is read, so it is seen and counted where it is kept.
+    if let Some(why) = objects.iter().find_map(|o| settings.refusal(&o.bucket)) {
+        return Outcome::SetAside(why);
+    }
     let (batch, pending) = pipeline::batch();
     let mut read = 0;
     for object in &objects {
@@ -210,6 +297,16 @@ async fn handle<A: ObjectApi>(
             continue;
         }
         if let Err(failure) = read_object(ctx, api, settings, object, &batch, logsource).await {
+            if let ReadFailure::Permanent(_) = &failure {
+                // The records before the failure are committed before the
+                // message can be set aside and deleted, so none is lost.
+                drop(batch);
+                if !pending.wait().await {
+                    return Outcome::Interrupted(
+                        "detection did not commit every record".to_owned(),
+                    );
+                }
+            }
             return failure.into();
         }
         read += 1;
@@ -286,7 +383,12 @@ async fn read_object<A: ObjectApi>(
         .clone()
         .unwrap_or_else(|| settings.region.clone());
     let (body, size) = api
-        .get_object(&region, &object.bucket, &object.key)
+        .get_object(&ObjectRequest {
+            region: &region,
+            bucket: &object.bucket,
+            key: &object.key,
+            expected_owner: settings.bucket_owner.as_deref(),
+        })
         .await
         .map_err(|e| {
             if e.class.is_retriable() {
@@ -299,21 +401,28 @@ async fn read_object<A: ObjectApi>(
             }
         })?;
     let url = format!("s3://{}/{}", object.bucket, object.key);
+    if let Some(size) = size.and_then(|s| u64::try_from(s).ok()) {
+        if size > settings.max_object_bytes {
+            return Err(ReadFailure::Permanent(format!(
+                "{url}: {size} bytes, more than max_object_bytes ({})",
+                settings.max_object_bytes
+            )));
+        }
+    }
     tracing::debug!(source = %ctx.name, object = %url, size, "reading trail file");
     let broke = Arc::new(AtomicBool::new(false));
     let reader = SyncIoBridge::new(Watched {
         inner: body,
         broke: Arc::clone(&broke),
     });
-    let (ctx2, batch, logsource, max) = (
-        ctx.clone(),
-        batch.clone(),
-        Arc::clone(logsource),
-        settings.max_record_bytes,
-    );
+    let (ctx2, batch, logsource) = (ctx.clone(), batch.clone(), Arc::clone(logsource));
+    let limits = Limits {
+        record_bytes: settings.max_record_bytes,
+        decompressed_bytes: settings.max_object_bytes,
+    };
     let result = tokio::task::spawn_blocking(move || {
         let mut failure = None;
-        read_records(reader, max, |record| {
+        read_records(reader, limits, |record| {
             let origin = format!("{url}#{}", record.position);
             match record.text {
                 Ok(text) => {

@@ -12,7 +12,12 @@ pub struct Proxy {
     addr: SocketAddr,
     up: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
+    sent: Arc<Mutex<Vec<u8>>>,
 }
+
+/// Bytes of client requests kept for [`Proxy::requests`]: enough for the
+/// request lines and headers of a test's calls.
+const KEEP_SENT: usize = 1 << 20;
 
 impl Proxy {
     /// Starts forwarding from a free loopback port to `target`, switched on or off.
@@ -21,7 +26,8 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let up = Arc::new(AtomicBool::new(up));
         let open = Arc::new(Mutex::new(Vec::new()));
-        let (on, streams) = (Arc::clone(&up), Arc::clone(&open));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (on, streams, record) = (Arc::clone(&up), Arc::clone(&open), Arc::clone(&sent));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -40,11 +46,22 @@ impl Proxy {
                 pipe(
                     client.try_clone().expect("clone"),
                     server.try_clone().expect("clone"),
+                    Some(Arc::clone(&record)),
                 );
-                pipe(server, client);
+                pipe(server, client, None);
             }
         });
-        Proxy { addr, up, open }
+        Proxy {
+            addr,
+            up,
+            open,
+            sent,
+        }
+    }
+
+    /// What clients sent through the proxy so far (the first MiB), as text.
+    pub fn requests(&self) -> String {
+        String::from_utf8_lossy(&self.sent.lock().unwrap()).into_owned()
     }
 
     /// The URL to give a client in place of the target's.
@@ -66,14 +83,20 @@ impl Proxy {
     }
 }
 
-/// Copies `from` to `to` on a thread of its own until either side closes.
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+/// Copies `from` to `to` on a thread of its own until either side closes,
+/// keeping a copy in `record` up to [`KEEP_SENT`] bytes.
+fn pipe(mut from: TcpStream, mut to: TcpStream, record: Option<Arc<Mutex<Vec<u8>>>>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    if let Some(record) = &record {
+                        let mut kept = record.lock().unwrap();
+                        let room = KEEP_SENT.saturating_sub(kept.len()).min(n);
+                        kept.extend_from_slice(&buf[..room]);
+                    }
                     if to.write_all(&buf[..n]).is_err() {
                         break;
                     }

@@ -391,3 +391,101 @@ fn the_set_aside_store_is_bounded_and_drops_the_oldest_first() {
     let dropped = state.write(|txn| make_room(txn, 10, bounds)).unwrap();
     assert!(dropped.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_message_of_a_batch_stays_hidden_until_it_is_settled() {
+    let h = harness(tempfile::tempdir().unwrap());
+    let queue = FakeQueue::with(&["m1", "m2", "m3", "m4", "m5"]);
+    let handled = Arc::new(AtomicU32::new(0));
+    let n = Arc::clone(&handled);
+    let loop_ = run(
+        h.ctx.clone(),
+        Arc::clone(&queue),
+        settings(3),
+        move |ctx, message| {
+            let n = Arc::clone(&n);
+            async move {
+                // The first message takes ten visibility timeouts to read.
+                if message.id == "m1" {
+                    tokio::time::sleep(Duration::from_secs(300)).await;
+                }
+                if n.fetch_add(1, Ordering::SeqCst) + 1 == 5 {
+                    ctx.stop.cancel();
+                }
+                Outcome::Done
+            }
+        },
+    );
+    // Another reader of the same queue, looking while m1 is read.
+    let spy = async {
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_secs(29)).await;
+            let got = queue.receive("q", 10, 0, 30).await.unwrap();
+            seen.extend(got.into_iter().map(|m| m.id));
+        }
+        seen
+    };
+    let ((), seen) = tokio::join!(loop_, spy);
+    assert_eq!(handled.load(Ordering::SeqCst), 5);
+    assert!(
+        seen.is_empty(),
+        "messages waiting in the batch were handed to another reader: {seen:?}"
+    );
+    for id in ["m1", "m2", "m3", "m4", "m5"] {
+        assert!(queue.deleted(id), "{id}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_end_of_a_two_hour_outage_is_noticed_within_twenty_seconds() {
+    let h = harness(tempfile::tempdir().unwrap());
+    let ids: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    let queue = FakeQueue::with(&ids.iter().map(String::as_str).collect::<Vec<_>>());
+    let outage_ends = Instant::now() + Duration::from_secs(2 * 3600);
+    let calls = Arc::new(AtomicU32::new(0));
+    let first_done: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let done = Arc::new(AtomicU32::new(0));
+    let (c, f, d) = (
+        Arc::clone(&calls),
+        Arc::clone(&first_done),
+        Arc::clone(&done),
+    );
+    run(
+        h.ctx.clone(),
+        Arc::clone(&queue),
+        settings(2),
+        move |ctx, _| {
+            let (c, f, d) = (Arc::clone(&c), Arc::clone(&f), Arc::clone(&d));
+            async move {
+                if Instant::now() < outage_ends {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    return transient();
+                }
+                f.lock().unwrap().get_or_insert_with(Instant::now);
+                if d.fetch_add(1, Ordering::SeqCst) + 1 == 10 {
+                    ctx.stop.cancel();
+                }
+                Outcome::Done
+            }
+        },
+    )
+    .await;
+    let recovered = first_done
+        .lock()
+        .unwrap()
+        .expect("handled after the outage")
+        - outage_ends;
+    assert!(
+        recovered <= Duration::from_secs(20),
+        "handled {recovered:?} after the outage ended"
+    );
+    // One attempt per wait (10 to 20 s), not one per message of the batch.
+    let attempts = calls.load(Ordering::SeqCst);
+    assert!(
+        attempts <= 2 * 3600 / 10 + 10,
+        "{attempts} attempts in the outage"
+    );
+    assert!(set_aside(&h.ctx).is_empty());
+    assert!(ids.iter().all(|id| queue.deleted(id)));
+}
