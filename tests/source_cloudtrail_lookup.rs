@@ -230,3 +230,54 @@ fn an_unreachable_endpoint_backs_off_readyz_says_why_and_it_recovers() {
     });
     assert!(ready, "{:?}", get(admin, "/readyz"));
 }
+
+#[test]
+fn a_window_throttled_part_way_goes_on_from_the_failed_page_and_a_source_over_its_budget_says_so() {
+    let server = CloudTrailServer::start();
+    // The fifth page's four attempts are all throttled: the poll fails there.
+    server.throttle_calls(5..9);
+    for i in 0..500 {
+        server.add("us-east-1", record(&format!("w-{i:03}"), 60 + i));
+    }
+    let daemon = DaemonProcess::start(&config(&server.endpoint(), "1s"), &[]);
+    let path = alerts_path(&daemon);
+    let alerts = wait_for(&path, Duration::from_secs(90), |a| all_alerted(a, 500));
+    let events = by_event(&alerts);
+    assert_eq!(events.len(), 500);
+    assert!(events.values().all(|ids| ids.len() == 1));
+    let calls = server.calls();
+    assert!(calls[4..8].iter().all(|c| c.throttled), "{calls:?}");
+    assert_eq!(
+        calls[8].token.as_deref(),
+        Some("page-200"),
+        "the next poll goes on from the page that failed: {calls:?}"
+    );
+    // Each whole window is 10 pages (the one that went on, 6), and a 1 s
+    // interval allows 2 requests.
+    let admin = daemon.admin_addr();
+    let started = std::time::Instant::now();
+    let (status, body) = loop {
+        let (status, body) = get(admin, "/readyz");
+        if body.contains("needs 10") || started.elapsed() > Duration::from_secs(60) {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains(
+            "falling behind: LookupEvents needs 10 requests a poll in us-east-1, more than the 2 its interval allows"
+        ),
+        "{body}"
+    );
+    let page = get(admin, "/metrics").1;
+    assert_eq!(
+        metric(
+            &page,
+            "cloudwarden_source_request_budget_percent",
+            "region=\"us-east-1\""
+        ),
+        500.0,
+        "{page}"
+    );
+}

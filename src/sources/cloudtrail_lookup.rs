@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::api::{CloudTrailApi, LookupQuery};
-use super::context::{SourceContext, SourceError, unix_seconds};
+use super::api::{CloudTrailApi, LOOKUP_EVENTS_PER_SECOND, LookupQuery};
+use super::context::{Polled, SourceContext, SourceError, unix_seconds};
 use super::reread::{Lateness, observe_record};
 use crate::detection::event::Format;
 use crate::detection::sigma::document::LogSource;
@@ -95,16 +95,41 @@ fn scopes(settings: &Settings) -> Vec<Scope> {
     scopes
 }
 
+/// What a scope keeps between polls.
+#[derive(Debug, Default)]
+struct ScopeState {
+    lateness: Mutex<Lateness>,
+    /// Where a window that failed part-way goes on.
+    resume: Mutex<Option<Resume>>,
+}
+
+/// A window read in part: its pages so far are committed, and the next
+/// poll goes on from the page that failed instead of starting over, so a
+/// window whose later pages keep being throttled still gets through.
+#[derive(Debug, Clone)]
+struct Resume {
+    /// The window's query, with the token of the page that failed.
+    query: LookupQuery,
+    /// Records read so far, for origins.
+    index: u64,
+    /// The newest event time read so far.
+    newest: Option<i64>,
+}
+
 /// Polls until shutdown.
 pub async fn run<A: CloudTrailApi>(ctx: SourceContext, api: Arc<A>, settings: Settings) {
     let scopes = scopes(&settings);
     let logsource = Arc::new(LogSource::cloudtrail());
-    let lateness: Vec<Mutex<Lateness>> = scopes.iter().map(|_| Mutex::default()).collect();
+    let states: Vec<ScopeState> = scopes.iter().map(|_| ScopeState::default()).collect();
     ctx.poll_every(settings.interval, || async {
         let mut failure = None;
-        for (scope, lateness) in scopes.iter().zip(&lateness) {
-            match poll(&ctx, api.as_ref(), scope, &settings, &logsource, lateness).await {
-                Ok(()) => {}
+        let mut requests: Vec<(&str, u64)> = Vec::new();
+        for (scope, state) in scopes.iter().zip(&states) {
+            match poll(&ctx, api.as_ref(), scope, &settings, &logsource, state).await {
+                Ok(n) => match requests.iter_mut().find(|(r, _)| *r == scope.region) {
+                    Some((_, total)) => *total += n,
+                    None => requests.push((&scope.region, n)),
+                },
                 Err(err @ (SourceError::Stopped | SourceError::Pipeline(_))) => return Err(err),
                 // One Region failing does not hold the others back.
                 Err(err) => {
@@ -113,57 +138,90 @@ pub async fn run<A: CloudTrailApi>(ctx: SourceContext, api: Arc<A>, settings: Se
                 }
             }
         }
-        failure.map_or(Ok(()), Err)
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(budget(&ctx, settings.interval, &requests)),
+        }
     })
     .await;
 }
 
+/// Compares the requests a poll needed in each Region with what the
+/// interval allows under LookupEvents' limit: a source that needs more
+/// polls less often than configured and falls further behind each time.
+fn budget(ctx: &SourceContext, interval: Duration, requests: &[(&str, u64)]) -> Polled {
+    let allowed = (interval.as_secs_f64() * f64::from(LOOKUP_EVENTS_PER_SECOND)).max(1.0);
+    let mut behind = Polled::Done;
+    for (region, needed) in requests {
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+        let percent = (*needed as f64 / allowed * 100.0).round() as i64;
+        ctx.metrics
+            .request_budget_percent
+            .with_label_values(&[&*ctx.name, region])
+            .set(percent);
+        if percent > 100 {
+            let reason = format!(
+                "falling behind: LookupEvents needs {needed} requests a poll in {region}, more than the {allowed} its interval allows; raise interval or shorten lookback"
+            );
+            tracing::warn!(source = %ctx.name, region, needed, allowed, "{reason}");
+            behind = Polled::Behind(reason);
+        }
+    }
+    behind
+}
+
+/// Reads one scope's window (or the rest of one that failed part-way);
+/// answers the LookupEvents requests it made.
 async fn poll<A: CloudTrailApi>(
     ctx: &SourceContext,
     api: &A,
     scope: &Scope,
     settings: &Settings,
     logsource: &Arc<LogSource>,
-    lateness: &Mutex<Lateness>,
-) -> Result<(), SourceError> {
+    state: &ScopeState,
+) -> Result<u64, SourceError> {
     let part = scope.checkpoint_part();
-    let now = unix_seconds();
-    let lookback = i64::try_from(settings.lookback.as_secs()).unwrap_or(RETENTION_SECONDS);
-    // Re-read only as far back as events still arrive late (see `reread`).
-    let reach = {
-        let mut lateness = lock(lateness);
-        let reach = lateness.reach(lookback, now);
-        lateness.begin(now);
-        ctx.metrics
-            .reread_seconds
-            .with_label_values(&[&*ctx.name, part.as_str()])
-            .set(reach);
-        ctx.metrics
-            .lateness_seconds
-            .with_label_values(&[&*ctx.name, part.as_str()])
-            .set(lateness.seen());
-        reach
-    };
-    let covered: Option<Covered> = ctx.checkpoint(&part).await?;
-    let start = covered
-        .map_or(now - lookback, |c| (c.until - reach).min(now - reach))
-        .max(now - RETENTION_SECONDS);
-    let mut query = LookupQuery {
-        start,
-        end: now,
-        event_source: scope.event_source.map(str::to_owned),
-        next_token: None,
+    let lateness = &state.lateness;
+    let resumed = lock(&state.resume).take();
+    let (mut query, mut index, mut newest) = match resumed {
+        Some(resume) => {
+            tracing::info!(source = %ctx.name, region = %scope.region, read = resume.index, "going on with the window that failed part-way");
+            lock(lateness).begin(resume.query.end);
+            (resume.query, resume.index, resume.newest)
+        }
+        None => {
+            let query = window(ctx, scope, settings, lateness, &part).await?;
+            (query, 0, None)
+        }
     };
     let (batch, pending) = pipeline::batch();
-    let mut newest = None;
-    let mut index = 0u64;
+    let mut requests = 0u64;
     // Everything from here on may be read again by the next poll.
-    let reread_from: (Arc<str>, i64) = (Arc::from(part.as_str()), start.saturating_mul(1000));
+    let reread_from: (Arc<str>, i64) = (Arc::from(part.as_str()), query.start.saturating_mul(1000));
     loop {
         if ctx.stop.is_cancelled() {
             return Err(SourceError::Stopped);
         }
-        let page = api.lookup_events(&scope.region, &query).await?;
+        requests += 1;
+        let page = match api.lookup_events(&scope.region, &query).await {
+            Ok(page) => page,
+            Err(err) => {
+                // Keep the pages read: once they are committed, the next
+                // poll goes on from this one (a token that no longer works
+                // is a permanent error, and the window starts over).
+                if query.next_token.is_some() && err.class.is_retriable() {
+                    drop(batch);
+                    if pending.wait().await {
+                        *lock(&state.resume) = Some(Resume {
+                            query,
+                            index,
+                            newest,
+                        });
+                    }
+                }
+                return Err(err.into());
+            }
+        };
         newest = newest.max(page.newest_ms);
         for record in page.records {
             observe_record(&mut lock(lateness), &record);
@@ -191,13 +249,51 @@ async fn poll<A: CloudTrailApi>(
     if let Some(newest) = newest {
         ctx.lag(newest);
     }
-    tracing::debug!(source = %ctx.name, region = %scope.region, events = index, "LookupEvents window read");
-    Ok(())
+    tracing::debug!(source = %ctx.name, region = %scope.region, events = index, requests, "LookupEvents window read");
+    Ok(requests)
 }
 
-/// The tracker, whatever a panicking holder left: it holds only measurements.
-fn lock(lateness: &Mutex<Lateness>) -> MutexGuard<'_, Lateness> {
-    lateness.lock().unwrap_or_else(PoisonError::into_inner)
+/// The next window of a scope: from the end of the last committed one, less
+/// the lateness measured (see `reread`), to now.
+async fn window(
+    ctx: &SourceContext,
+    scope: &Scope,
+    settings: &Settings,
+    lateness: &Mutex<Lateness>,
+    part: &str,
+) -> Result<LookupQuery, SourceError> {
+    let now = unix_seconds();
+    let lookback = i64::try_from(settings.lookback.as_secs()).unwrap_or(RETENTION_SECONDS);
+    let reach = {
+        let mut lateness = lock(lateness);
+        let reach = lateness.reach(lookback, now);
+        lateness.begin(now);
+        ctx.metrics
+            .reread_seconds
+            .with_label_values(&[&*ctx.name, part])
+            .set(reach);
+        ctx.metrics
+            .lateness_seconds
+            .with_label_values(&[&*ctx.name, part])
+            .set(lateness.seen());
+        reach
+    };
+    let covered: Option<Covered> = ctx.checkpoint(part).await?;
+    let start = covered
+        .map_or(now - lookback, |c| (c.until - reach).min(now - reach))
+        .max(now - RETENTION_SECONDS);
+    Ok(LookupQuery {
+        start,
+        end: now,
+        event_source: scope.event_source.map(str::to_owned),
+        next_token: None,
+    })
+}
+
+/// The state of a scope, whatever a panicking holder left: it holds only
+/// measurements and a place to go on from.
+fn lock<T>(held: &Mutex<T>) -> MutexGuard<'_, T> {
+    held.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::api::{LogQuery, LogsApi};
-use super::context::{SourceContext, SourceError, unix_millis};
+use super::context::{Polled, SourceContext, SourceError, unix_millis};
 use super::reread::IngestionDelays;
 use crate::config::{LogGroupSelector, RecordFormat};
 use crate::detection::event::Format;
@@ -79,7 +79,7 @@ pub async fn run<A: LogsApi>(ctx: SourceContext, api: Arc<A>, settings: Settings
                 }
             }
         }
-        failure.map_or(Ok(()), Err)
+        failure.map_or(Ok(Polled::Done), Err)
     })
     .await;
 }

@@ -204,11 +204,12 @@ impl SourceContext {
 
     /// Polls with `poll` every `interval` until shutdown. A failed poll is
     /// retried after a capped, jittered backoff, and meanwhile `/readyz`
-    /// says what failed.
+    /// says what failed; a poll that succeeded but shows the source falling
+    /// behind makes it not ready with the reason it gives.
     pub async fn poll_every<F, Fut>(&self, interval: Duration, mut poll: F)
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<(), SourceError>>,
+        Fut: Future<Output = Result<Polled, SourceError>>,
     {
         self.starting();
         let mut backoff = Backoff::new(
@@ -217,8 +218,11 @@ impl SourceContext {
         );
         loop {
             let wait = match poll().await {
-                Ok(()) => {
+                Ok(polled) => {
                     self.succeeded();
+                    if let Polled::Behind(reason) = polled {
+                        self.degraded(reason);
+                    }
                     backoff.reset();
                     interval
                 }
@@ -240,6 +244,15 @@ impl SourceContext {
             }
         }
     }
+}
+
+/// How a poll that succeeded went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Polled {
+    /// Everything due was read.
+    Done,
+    /// Everything was read, but the source cannot keep up (why, short).
+    Behind(String),
 }
 
 /// A duration to whole milliseconds, for logs.

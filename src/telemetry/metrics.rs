@@ -144,6 +144,8 @@ pub struct SourceMetrics {
     pub reread_seconds: IntGaugeVec,
     /// The largest lateness a polled source measured recently, by source and part.
     pub lateness_seconds: IntGaugeVec,
+    /// The share of its request budget a polled source's last poll needed, by source and Region.
+    pub request_budget_percent: IntGaugeVec,
 }
 
 /// The metrics of AWS calls.
@@ -425,6 +427,11 @@ impl Metrics {
                     "cloudwarden_source_event_lateness_seconds",
                     "The largest delay between an event's time and its first appearance that a polled source measured over its recent polls, by source and part.",
                     &["source", "part"],
+                )?,
+                request_budget_percent: r.gauge_vec(
+                    "cloudwarden_source_request_budget_percent",
+                    "Requests the last poll of a LookupEvents source needed in a Region, in percent of what its interval allows at CloudTrail's 2 requests a second; above 100 the source falls behind.",
+                    &["source", "region"],
                 )?,
             },
             aws: AwsMetrics {

@@ -28,6 +28,8 @@ pub struct Call {
     pub throttled: bool,
     /// Events returned.
     pub events: usize,
+    /// The page asked for (`NextToken`), none for the first.
+    pub token: Option<String>,
 }
 
 #[derive(Default)]
@@ -37,6 +39,8 @@ struct State {
     calls: Vec<Call>,
     throttle_next: usize,
     throttle_every: Option<usize>,
+    /// Calls numbered in this range (from 1) are throttled.
+    throttle_calls: std::ops::Range<usize>,
 }
 
 /// A running server; it stops with the test process.
@@ -115,6 +119,11 @@ impl CloudTrailServer {
         self.state.lock().unwrap().throttle_every = Some(n);
     }
 
+    /// The calls numbered in `calls` (the first call is 1) are throttled.
+    pub fn throttle_calls(&self, calls: std::ops::Range<usize>) {
+        self.state.lock().unwrap().throttle_calls = calls;
+    }
+
     /// Every call so far.
     pub fn calls(&self) -> Vec<Call> {
         self.state.lock().unwrap().calls.clone()
@@ -166,13 +175,19 @@ fn handle(state: &Mutex<State>, headers: &HeaderMap, body: &[u8]) -> axum::respo
         true
     } else {
         state.throttle_every.is_some_and(|every| n % every == 0)
+            || state.throttle_calls.contains(&n)
     };
+    let token = request
+        .get("NextToken")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     if throttle {
         state.calls.push(Call {
             at: Instant::now(),
             region,
             throttled: true,
             events: 0,
+            token,
         });
         return error(
             StatusCode::BAD_REQUEST,
@@ -238,6 +253,7 @@ fn handle(state: &Mutex<State>, headers: &HeaderMap, body: &[u8]) -> axum::respo
         region,
         throttled: false,
         events,
+        token,
     });
     let mut out = json!({ "Events": page });
     if let Some(next) = next {
