@@ -114,6 +114,42 @@ fn environment_overrides_are_validated_too() {
 }
 
 #[test]
+fn kubernetes_service_links_are_ignored_with_a_warning_and_other_unknown_variables_refused() {
+    let (_dir, path) = write_config("");
+    // What a Service named `cloudwarden` puts in every pod of its namespace.
+    let links = [
+        ("CLOUDWARDEN_PORT", "tcp://10.96.0.12:9898"),
+        ("CLOUDWARDEN_PORT_9898_TCP", "tcp://10.96.0.12:9898"),
+        ("CLOUDWARDEN_PORT_9898_TCP_ADDR", "10.96.0.12"),
+        ("CLOUDWARDEN_PORT_9898_TCP_PORT", "9898"),
+        ("CLOUDWARDEN_PORT_9898_TCP_PROTO", "tcp"),
+        ("CLOUDWARDEN_SERVICE_HOST", "10.96.0.12"),
+        ("CLOUDWARDEN_SERVICE_PORT", "9898"),
+        ("CLOUDWARDEN_SERVICE_PORT_METRICS", "9898"),
+    ];
+    let output = run(&["validate", "--config", &path], &links);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("warning: CLOUDWARDEN_PORT ignored: it is a Kubernetes service link"),
+        "{text}"
+    );
+    assert!(
+        text.contains("CLOUDWARDEN_SERVICE_PORT_METRICS ignored"),
+        "{text}"
+    );
+    let mut with_typo = links.to_vec();
+    with_typo.push(("CLOUDWARDEN_LOGG__LEVEL", "debug"));
+    let output = run(&["validate", "--config", &path], &with_typo);
+    assert_eq!(output.status.code(), Some(78));
+    assert!(
+        stderr(&output).contains("environment variable CLOUDWARDEN_LOGG: logg: unknown key"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn a_missing_named_file_exits_78() {
     let output = run(
         &["validate", "--config", "/nonexistent/cloudwarden.toml"],
@@ -131,4 +167,87 @@ fn the_config_file_can_be_named_by_environment() {
     let output = run(&["validate"], &[("CLOUDWARDEN_CONFIG", &path)]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(stdout(&output).contains(&path));
+}
+
+#[test]
+fn the_file_outranks_the_container_defaults_and_config_show_says_where_each_value_came_from() {
+    let (_dir, path) = write_config(
+        "[state]\npath = \"/data/cloudwarden.redb\"\n\n[metrics]\nlisten = \"127.0.0.1:9100\"\n",
+    );
+    let env = [
+        ("CLOUDWARDEN_DEFAULTS", "container"),
+        ("CLOUDWARDEN_LOG__LEVEL", "warn"),
+    ];
+    let output = run(&["config", "show", "--origin", "--config", &path], &env);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+            .to_owned()
+    };
+    let says = |key: &str, value: &str, origin: &str| {
+        let line = line(key);
+        assert!(
+            line.starts_with(&format!("{key} = {value} "))
+                && line.ends_with(&format!("# {origin}")),
+            "{line}"
+        );
+    };
+    says(
+        "state.path",
+        "\"/data/cloudwarden.redb\"",
+        &format!("{path}:2:1"),
+    );
+    says(
+        "metrics.listen",
+        "\"127.0.0.1:9100\"",
+        &format!("{path}:5:1"),
+    );
+    says(
+        "log.format",
+        "\"json\"",
+        "container defaults (CLOUDWARDEN_DEFAULTS=container)",
+    );
+    says(
+        "log.level",
+        "\"warn\"",
+        "environment variable CLOUDWARDEN_LOG__LEVEL",
+    );
+    says("pipeline.channel_capacity", "1024", "built-in default");
+    // Without --origin: the values alone.
+    let plain = stdout(&run(&["config", "show", "--config", &path], &env));
+    assert!(
+        plain
+            .lines()
+            .any(|l| l == "state.path = \"/data/cloudwarden.redb\""),
+        "{plain}"
+    );
+    // An unknown layer, like any bad setting, exits 78.
+    let output = run(
+        &["config", "show", "--config", &path],
+        &[("CLOUDWARDEN_DEFAULTS", "pod")],
+    );
+    assert_eq!(output.status.code(), Some(78));
+    assert!(stderr(&output).contains("unknown defaults \"pod\""));
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_definition() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = run(&["completions", shell], &[]);
+        assert_eq!(output.status.code(), Some(0));
+        let script = stdout(&output);
+        for command in ["healthcheck", "replay", "list-set-aside"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&["man", &dir.path().display().to_string()], &[]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let page = std::fs::read_to_string(dir.path().join("cloudwarden.1")).unwrap();
+    assert!(page.starts_with(".ie") || page.contains(".TH cloudwarden"), "{page}");
+    let show = std::fs::read_to_string(dir.path().join("cloudwarden-config-show.1")).unwrap();
+    assert!(show.contains("origin"), "{show}");
 }

@@ -44,6 +44,15 @@ fn serves_health_readiness_and_metrics_then_stops_on_sigterm() {
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
     let (status, body) = get(addr, "/readyz");
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ready"}"#));
+    // The container health check asks the same endpoints.
+    let addr_arg = addr.to_string();
+    for args in [
+        vec!["healthcheck", "--addr", &addr_arg],
+        vec!["healthcheck", "--ready", "--addr", &addr_arg],
+    ] {
+        let output = support::process::run(&args, &[]);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {output:?}");
+    }
 
     let line = daemon
         .wait_for_log("watching AWS account", Duration::from_secs(30))
@@ -83,6 +92,9 @@ fn serves_health_readiness_and_metrics_then_stops_on_sigterm() {
     );
     // The lock is released: the state file opens again.
     StateStore::open(&daemon.state_path()).expect("state file unlocked after shutdown");
+    let output = support::process::run(&["healthcheck", "--addr", &addr_arg], &[]);
+    assert_eq!(output.status.code(), Some(1), "nothing answers: {output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach the admin server"));
 }
 
 #[test]

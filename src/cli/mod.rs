@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod alarms;
+mod docs;
+mod healthcheck;
 mod queue;
 mod replay;
 mod rules;
@@ -51,6 +53,35 @@ enum Command {
         /// topic exits 78.
         #[arg(long)]
         online: bool,
+    },
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// For bash: cloudwarden completions bash > /etc/bash_completion.d/cloudwarden
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages for cloudwarden and each subcommand into DIR.
+    Man {
+        /// Where to write them, such as /usr/local/share/man/man1.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Ask the running daemon's admin server whether it is healthy
+    /// (/healthz, or /readyz with --ready): exit 0 when it says so, 1 when
+    /// not or when it cannot be reached. For container health checks.
+    Healthcheck {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Ask /readyz instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+        /// The admin server's address; metrics.listen by default.
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: Option<std::net::SocketAddr>,
     },
     /// List or test detection rules.
     #[command(subcommand)]
@@ -141,6 +172,22 @@ enum RulesCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration, one `key = value` line per
+    /// setting, after the built-in defaults, the defaults named by
+    /// CLOUDWARDEN_DEFAULTS, the file and the environment are merged.
+    ///
+    /// An invalid configuration exits 78 with every problem.
+    Show {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Say after each value where it came from.
+        #[arg(long)]
+        origin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum AlarmsCommand {
     /// Print what would change to bring the declared metric filters and
     /// alarms into place, and the wiring problems found; change nothing.
@@ -221,6 +268,34 @@ pub fn main() -> ExitCode {
             Ok(config) => run(config),
             Err(code) => code,
         },
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { dir } => docs::man(&dir),
+        Command::Healthcheck {
+            config,
+            ready,
+            addr,
+        } => {
+            let path = if ready { "/readyz" } else { "/healthz" };
+            match addr {
+                Some(addr) => healthcheck::check(addr, path),
+                None => match load(&config.location()) {
+                    Ok(config) => healthcheck::check(config.metrics.listen, path),
+                    Err(code) => code,
+                },
+            }
+        }
+        Command::Config(ConfigCommand::Show { config, origin }) => {
+            match config::show(&config.location(), origin) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    eprint!("cloudwarden: {errors}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
         Command::Rules(RulesCommand::List {
             config,
             no_builtin,
@@ -310,6 +385,11 @@ fn validate(location: &ConfigLocation, strict: bool, online: bool) -> ExitCode {
             String::new()
         },
     );
+    for name in &config.ignored_env {
+        eprintln!(
+            "cloudwarden: warning: {name} ignored: it is a Kubernetes service link, not a setting (set enableServiceLinks: false in the pod spec)"
+        );
+    }
     let fed_by: Vec<_> = config.sources.iter().map(|s| s.kind.logsource()).collect();
     if !fed_by.is_empty() {
         for rule in crate::rules::unfed(&set, &fed_by) {
@@ -396,8 +476,11 @@ fn run(config: Config) -> ExitCode {
         eprintln!("cloudwarden: {err}");
         return ExitCode::from(EXIT_CONFIG);
     }
+    // The blocking pool runs state-store transactions and file reads; a
+    // bound keeps the thread count inside the unit's TasksMax.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(64)
         .thread_name("cloudwarden")
         .build()
     {
@@ -408,6 +491,9 @@ fn run(config: Config) -> ExitCode {
         }
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
+    for name in &config.ignored_env {
+        tracing::warn!(variable = %name, "ignoring a Kubernetes service-link variable (set enableServiceLinks: false in the pod spec to avoid it)");
+    }
     match runtime.block_on(crate::daemon::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

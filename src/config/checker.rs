@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::file::ConfigFile;
 use super::key_path::KeyPath;
+use super::load::Overlay;
 use super::problems::{Origin, Problem};
 use super::raw::Leaf;
 
@@ -18,14 +19,20 @@ use super::raw::Leaf;
 pub(super) struct Checker<'a> {
     figment: &'a Figment,
     file: Option<&'a ConfigFile>,
+    overlay: Option<Overlay>,
     problems: Vec<Problem>,
 }
 
 impl<'a> Checker<'a> {
-    pub(super) fn new(figment: &'a Figment, file: Option<&'a ConfigFile>) -> Self {
+    pub(super) fn new(
+        figment: &'a Figment,
+        file: Option<&'a ConfigFile>,
+        overlay: Option<Overlay>,
+    ) -> Self {
         Checker {
             figment,
             file,
+            overlay,
             problems: Vec::new(),
         }
     }
@@ -45,31 +52,8 @@ impl<'a> Checker<'a> {
         });
     }
 
-    /// Where the value at `key` came from: the environment when figment took
-    /// it from there, else the file when the file sets it (or the table it
-    /// belongs in), else the defaults.
     fn origin(&self, key: &KeyPath) -> Origin {
-        let metadata = self.figment.find_metadata(&key.figment_key());
-        if metadata.is_some_and(|m| m.source.is_none() && m.name.contains("environment")) {
-            return Origin::Env { var: key.env_var() };
-        }
-        let Some(file) = self.file else {
-            return Origin::Default;
-        };
-        let from_file = metadata.is_some_and(
-            |m| matches!(&m.source, Some(figment::Source::File(p)) if p == file.path()),
-        );
-        match file.position(key) {
-            Some(position) => Origin::File {
-                path: file.path().to_owned(),
-                position: Some(position),
-            },
-            None if from_file => Origin::File {
-                path: file.path().to_owned(),
-                position: None,
-            },
-            None => Origin::Default,
-        }
+        origin(self.figment, self.file, self.overlay, key)
     }
 
     /// Deserializes a raw section or entry, reporting keys it does not know.
@@ -196,6 +180,50 @@ fn unknown_key_message(name: &str, known: &[&str]) -> String {
         Some((_, candidate)) => format!("unknown key (did you mean `{candidate}`?)"),
         None if known.is_empty() => "unknown key".to_owned(),
         None => format!("unknown key (expected one of: {})", known.join(", ")),
+    }
+}
+
+/// Where the value at `key` came from: the environment when figment took it
+/// from there, else the file when the file sets it (or the table it belongs
+/// in), else the defaults of where it runs when they set it, else the
+/// built-in defaults.
+pub(super) fn origin(
+    figment: &Figment,
+    file: Option<&ConfigFile>,
+    overlay: Option<Overlay>,
+    key: &KeyPath,
+) -> Origin {
+    let metadata = figment.find_metadata(&key.figment_key());
+    if metadata.is_some_and(|m| m.source.is_none() && m.name.contains("environment")) {
+        return Origin::Env { var: key.env_var() };
+    }
+    let layer = || match overlay {
+        Some(overlay)
+            if Figment::from(
+                <figment::providers::Toml as figment::providers::Format>::string(overlay.text),
+            )
+            .find_value(&key.figment_key())
+            .is_ok() =>
+        {
+            Origin::Layer { name: overlay.name }
+        }
+        _ => Origin::Default,
+    };
+    let Some(file) = file else {
+        return layer();
+    };
+    let from_file = metadata
+        .is_some_and(|m| matches!(&m.source, Some(figment::Source::File(p)) if p == file.path()));
+    match file.position(key) {
+        Some(position) => Origin::File {
+            path: file.path().to_owned(),
+            position: Some(position),
+        },
+        None if from_file => Origin::File {
+            path: file.path().to_owned(),
+            position: None,
+        },
+        None => layer(),
     }
 }
 

@@ -18,6 +18,7 @@ mod key_path;
 mod load;
 mod problems;
 mod raw;
+mod show;
 mod sources;
 mod validate;
 
@@ -25,8 +26,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{ConfigLocation, DEFAULT_CONFIG_PATH, load};
+pub use load::{ConfigLocation, DEFAULT_CONFIG_PATH, DEFAULTS_VAR, load};
 pub use problems::{ConfigErrors, Origin, Problem};
+pub use show::show;
 pub use sources::{LogGroupSelector, RecordFormat, SourceConfig, SourceKind};
 
 use crate::detection::Level;
@@ -62,6 +64,9 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Reconciled CloudWatch alarms.
     pub alarms: AlarmsConfig,
+    /// `CLOUDWARDEN_*` variables ignored as Kubernetes service links, for
+    /// a warning once logging is set up.
+    pub ignored_env: Vec<String>,
 }
 
 /// `[aws]`.

@@ -21,6 +21,11 @@ pub enum Origin {
         /// The variable's name, such as `CLOUDWARDEN_METRICS__LISTEN`.
         var: String,
     },
+    /// The defaults of where cloudwarden runs (`CLOUDWARDEN_DEFAULTS`).
+    Layer {
+        /// The layer's name, such as `container`.
+        name: &'static str,
+    },
     /// The embedded defaults, or a key nobody wrote (a missing required key).
     Default,
 }
@@ -37,6 +42,7 @@ impl fmt::Display for Origin {
                 position: None,
             } => write!(f, "{}", path.display()),
             Origin::Env { var } => write!(f, "environment variable {var}"),
+            Origin::Layer { name } => write!(f, "{name} defaults (CLOUDWARDEN_DEFAULTS={name})"),
             Origin::Default => f.write_str("configuration"),
         }
     }

@@ -66,6 +66,7 @@ pub(super) fn config(figment: &Figment, c: &mut Checker<'_>) -> Option<Config> {
         sources: sources?,
         alerts: alerts?,
         alarms: alarms?,
+        ignored_env: Vec::new(),
     })
 }
 
