@@ -247,7 +247,10 @@ fn completions_and_man_pages_come_from_the_command_line_definition() {
     let output = run(&["man", &dir.path().display().to_string()], &[]);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let page = std::fs::read_to_string(dir.path().join("cloudwarden.1")).unwrap();
-    assert!(page.starts_with(".ie") || page.contains(".TH cloudwarden"), "{page}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH cloudwarden"),
+        "{page}"
+    );
     let show = std::fs::read_to_string(dir.path().join("cloudwarden-config-show.1")).unwrap();
     assert!(show.contains("origin"), "{show}");
 }

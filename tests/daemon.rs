@@ -76,7 +76,9 @@ fn serves_health_readiness_and_metrics_then_stops_on_sigterm() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("cloudwarden_process_resident_memory_bytes"),
+        metrics.contains("\nprocess_resident_memory_bytes ")
+            && metrics.contains("\nprocess_start_time_seconds ")
+            && !metrics.contains("cloudwarden_start_time_seconds"),
         "{metrics}"
     );
 
@@ -324,4 +326,133 @@ fn a_detection_commit_that_keeps_failing_ends_the_process_with_exit_1_naming_the
         stderr.contains("critical task detection failed: detection cannot commit"),
         "{stderr}"
     );
+}
+
+/// A rule file raising an alert for CloudTrail events named `name`.
+fn rule(id: &str, name: &str) -> String {
+    format!(
+        "title: {name} happened\nid: {id}\nstatus: experimental\nlogsource:\n    product: aws\n    service: cloudtrail\ndetection:\n    selection:\n        eventName: {name}\n    condition: selection\nlevel: high\n"
+    )
+}
+
+fn named_event(id: &str, name: &str) -> serde_json::Value {
+    let time = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    serde_json::json!({
+        "eventVersion": "1.08", "eventTime": time, "eventSource": "test.amazonaws.com",
+        "eventName": name, "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.10",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/tester", "accountId": "123456789012"},
+        "eventID": id, "eventType": "AwsApiCall", "recipientAccountId": "123456789012"
+    })
+}
+
+#[test]
+fn sighup_reloads_rules_and_suppressions_keeps_state_and_refuses_a_bad_configuration() {
+    use support::alerts::{by_event, metric, read, wait_for};
+    let server = support::cloudtrail_server::CloudTrailServer::start();
+    let rules = tempfile::tempdir().unwrap();
+    let first_id = "0d9c1a52-4c0e-4b7a-9a53-1f0b8e1c2a01";
+    std::fs::write(rules.path().join("first.yml"), rule(first_id, "First")).unwrap();
+    let sources = "[[sources]]\nkind = \"cloudtrail_lookup\"\nname = \"lookup\"\ninterval = \"1s\"\nlookback = \"15m\"\nglobal_events = false\n";
+    let config = |rest: &str| {
+        support::daemon_config(
+            &server.endpoint(),
+            &format!("\n[aws.endpoints]\ncloudtrail = \"{}\"", server.endpoint()),
+            &rules.path().display().to_string(),
+            support::EVERY_ALERT_TO_FILE,
+            &format!("{sources}{rest}"),
+        )
+    };
+    server.add("us-east-1", named_event("e1", "First"));
+    let mut daemon = DaemonProcess::start(&config(""), &[]);
+    let path = daemon.dir().join("alerts.jsonl");
+    let config_path = daemon.dir().join("cloudwarden.toml");
+    let dir = daemon.dir().display().to_string();
+    let write = |text: String| std::fs::write(&config_path, text.replace("{dir}", &dir)).unwrap();
+    wait_for(&path, Duration::from_secs(30), |a| {
+        by_event(a).contains_key("e1")
+    });
+
+    // A second rule, a suppression of the first, and a setting only a restart changes.
+    std::fs::write(
+        rules.path().join("second.yml"),
+        rule("0d9c1a52-4c0e-4b7a-9a53-1f0b8e1c2a02", "Second"),
+    )
+    .unwrap();
+    write(config(&format!(
+        "\n[daemon]\nshutdown_grace = \"6s\"\n\n[[alerts.suppress]]\nreason = \"First is expected now\"\nrule = \"{first_id}\"\n"
+    )));
+    daemon.signal("HUP");
+    daemon
+        .wait_for_log("configuration reloaded", Duration::from_secs(10))
+        .expect("reloaded");
+    let restart = daemon
+        .wait_for_log("take effect only after a restart", Duration::ZERO)
+        .expect("the restart-only change is named");
+    assert!(restart.contains("daemon"), "{restart}");
+    server.add("us-east-1", named_event("e2", "First"));
+    server.add("us-east-1", named_event("e3", "Second"));
+    wait_for(&path, Duration::from_secs(30), |a| {
+        by_event(a).contains_key("e3")
+    });
+    daemon
+        .wait_for_log(
+            "reloaded rules in place; detection state carried over",
+            Duration::ZERO,
+        )
+        .expect("the stage swapped its engine");
+
+    // A configuration with a mistake is refused; the running one stays.
+    write(config("\n[detection]\nmax_evnt_bytes = 1\n"));
+    daemon.signal("HUP");
+    let refused = daemon
+        .wait_for_log("configuration not reloaded", Duration::from_secs(10))
+        .expect("refused");
+    assert!(refused.contains("\"problems\":1"), "{refused}");
+    let logs = daemon.logs();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("configuration problem") && l.contains("detection.max_evnt_bytes")),
+        "the problem is logged by key: {:?}",
+        logs.iter().rev().take(4).collect::<Vec<_>>()
+    );
+    server.add("us-east-1", named_event("e4", "Second"));
+    server.add("us-east-1", named_event("e5", "First"));
+    wait_for(&path, Duration::from_secs(30), |a| {
+        by_event(a).contains_key("e4")
+    });
+    let page = get(daemon.admin_addr(), "/metrics").1;
+    assert_eq!(
+        metric(
+            &page,
+            "cloudwarden_config_reloads_total",
+            "result=\"success\""
+        ),
+        1.0,
+        "{page}"
+    );
+    assert_eq!(
+        metric(
+            &page,
+            "cloudwarden_config_reloads_total",
+            "result=\"failure\""
+        ),
+        1.0
+    );
+    assert!(
+        metric(&page, "cloudwarden_alerts_suppressed_total", "") >= 2.0,
+        "{page}"
+    );
+
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(10)).expect("exited");
+    assert_eq!(status.code(), Some(0), "{}", daemon.stderr());
+    // Every event was read once: e1 before the reload, e3 and e4 by the
+    // reloaded rule, e2 and e5 suppressed; none was evaluated twice.
+    let events = by_event(&read(&path));
+    let mut alerted: Vec<&str> = events.keys().map(String::as_str).collect();
+    alerted.sort_unstable();
+    assert_eq!(alerted, ["e1", "e3", "e4"]);
+    assert!(events.values().all(|ids| ids.len() == 1));
 }

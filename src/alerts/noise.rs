@@ -10,6 +10,7 @@
 //! Windows follow the wall clock, not event time: they are about what
 //! reaches people's inboxes, and a replayed backlog should not flood them.
 
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use super::outbox;
 use super::suppression::Suppression;
-use crate::config::AlertsConfig;
+use crate::config::{AlertsConfig, SuppressionConfig};
 use crate::detection::Alert;
 use crate::detection::alert::{AlertKind, Repeats};
 use crate::state::{StateError, WriteTxn};
@@ -67,7 +68,8 @@ struct Window {
 
 /// Suppressions, dedup windows and aggregation.
 pub struct NoiseControl {
-    suppressions: Vec<Suppression>,
+    /// Replaced whole by a configuration reload.
+    suppressions: RwLock<Arc<[Suppression]>>,
     window: Duration,
     aggregate: bool,
     max_windows: usize,
@@ -91,12 +93,14 @@ impl NoiseControl {
     /// Noise control as `[alerts]` configures it.
     pub fn new(config: &AlertsConfig, metrics: AlertMetrics) -> NoiseControl {
         NoiseControl {
-            suppressions: config
-                .suppress
-                .iter()
-                .cloned()
-                .map(Suppression::new)
-                .collect(),
+            suppressions: RwLock::new(
+                config
+                    .suppress
+                    .iter()
+                    .cloned()
+                    .map(Suppression::new)
+                    .collect(),
+            ),
             window: config.dedup_window,
             aggregate: config.aggregate,
             max_windows: config.max_windows,
@@ -104,9 +108,24 @@ impl NoiseControl {
         }
     }
 
-    /// The suppressions, for the start-up log.
-    pub fn suppressions(&self) -> &[Suppression] {
-        &self.suppressions
+    /// The suppressions in force.
+    pub fn suppressions(&self) -> Arc<[Suppression]> {
+        Arc::clone(
+            &self
+                .suppressions
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Puts `suppress` in force in place of the suppressions before (a
+    /// configuration reload); alerts decided from now on follow them.
+    pub fn set_suppressions(&self, suppress: &[SuppressionConfig]) {
+        let list: Arc<[Suppression]> = suppress.iter().cloned().map(Suppression::new).collect();
+        *self
+            .suppressions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = list;
     }
 
     /// How often windows should be looked at to close them close to their time.
@@ -125,7 +144,7 @@ impl NoiseControl {
     ) -> Result<Verdict, StateError> {
         let moment = jiff::Timestamp::try_from(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         if let Some(i) = self
-            .suppressions
+            .suppressions()
             .iter()
             .position(|s| s.matches(alert, moment))
         {
@@ -190,7 +209,8 @@ impl NoiseControl {
                 }
             }
             Verdict::Suppressed(i) => {
-                let label = self.suppressions.get(i).map_or("", Suppression::label);
+                let suppressions = self.suppressions();
+                let label = suppressions.get(i).map_or("", Suppression::label);
                 self.metrics.suppressed.with_label_values(&[label]).inc();
                 tracing::debug!(rule = %alert.rule.id, reason = label, "alert suppressed");
             }

@@ -265,7 +265,7 @@ pub fn main() -> ExitCode {
             online,
         } => validate(&config.location(), strict, online),
         Command::Run(args) => match load(&args.location()) {
-            Ok(config) => run(config),
+            Ok(config) => run(config, args.location()),
             Err(code) => code,
         },
         Command::Completions { shell } => docs::completions(shell),
@@ -471,7 +471,7 @@ fn check_online(config: &Config) -> ExitCode {
     })
 }
 
-fn run(config: Config) -> ExitCode {
+fn run(config: Config, location: ConfigLocation) -> ExitCode {
     if let Err(err) = crate::telemetry::logging::init(&config.log) {
         eprintln!("cloudwarden: {err}");
         return ExitCode::from(EXIT_CONFIG);
@@ -494,7 +494,7 @@ fn run(config: Config) -> ExitCode {
     for name in &config.ignored_env {
         tracing::warn!(variable = %name, "ignoring a Kubernetes service-link variable (set enableServiceLinks: false in the pod spec to avoid it)");
     }
-    match runtime.block_on(crate::daemon::run(config)) {
+    match runtime.block_on(crate::daemon::run(config, location)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "cloudwarden stopped with an error");

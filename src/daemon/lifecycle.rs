@@ -24,7 +24,7 @@ use crate::alerts::sinks::{FileSink, LogSink, Sink, SnsSink};
 use crate::aws::Clients;
 use crate::aws::rate::RateLimits;
 use crate::detection::Engine;
-use crate::pipeline::stage::{DetectionStage, StageContext};
+use crate::pipeline::stage::{DetectionStage, Reload, ReloadSlot, StageContext};
 use crate::pipeline::{self, EventReceiver, EventSender};
 use crate::sources::SourceContext;
 use crate::sources::api::Aws;
@@ -56,6 +56,13 @@ pub struct Daemon {
     /// Sources, detection and background work.
     tasks: TaskTracker,
     admin: JoinHandle<std::io::Result<()>>,
+    /// The configuration the daemon started with: what a reload cannot
+    /// change without a restart is compared against it.
+    started: Config,
+    /// Where reloaded rules go to the detection stage.
+    reload: ReloadSlot,
+    /// Suppressions and dedup windows, shared with detection.
+    noise: Arc<NoiseControl>,
 }
 
 impl Daemon {
@@ -96,6 +103,8 @@ impl Daemon {
         let admin_stop = CancellationToken::new();
         let failure = CancellationToken::new();
         let admin = spawn_admin(listener, &metrics, &status, &admin_stop, &failure);
+        let noise = Arc::new(NoiseControl::new(&config.alerts, metrics.alerts.clone()));
+        log_suppressions(&noise);
         let daemon = Daemon {
             admin_addr,
             metrics: metrics.clone(),
@@ -108,6 +117,9 @@ impl Daemon {
             cause: Arc::new(OnceLock::new()),
             tasks: TaskTracker::new(),
             admin,
+            started: config.clone(),
+            reload: ReloadSlot::default(),
+            noise: Arc::clone(&noise),
         };
 
         let (events, receiver) = pipeline::channel(
@@ -117,8 +129,6 @@ impl Daemon {
         );
         let outbox = Arc::new(Notify::new());
         let keys = Arc::new(outbox::Keys::default());
-        let noise = Arc::new(NoiseControl::new(&config.alerts, metrics.alerts.clone()));
-        log_suppressions(&noise);
         let detection_done = CancellationToken::new();
         daemon.spawn_detection(
             &config,
@@ -274,7 +284,44 @@ impl Daemon {
 
     /// Loads the rules and runs detection on a thread of its own: the engine
     /// is CPU work, kept off the async workers.
-    fn spawn_detection(&self, config: &Config, receiver: EventReceiver, pipeline: Pipeline) {
+    /// Puts what `config` changes in place while running: the rules (with
+    /// detection's limits) and the suppressions. Detection state, in-flight
+    /// events and the outbox are kept. What only a restart changes is
+    /// named in the log, and the rest is applied anyway.
+    pub fn reload(&self, config: &Config) {
+        let needs_restart = restart_needed(&self.started, config);
+        if !needs_restart.is_empty() {
+            tracing::warn!(settings = %needs_restart.join(", "), "these settings changed but take effect only after a restart; the rest of the new configuration is applied");
+        }
+        let (engine, correlation_retention) = self.engine(config);
+        *self
+            .reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Reload {
+            engine,
+            correlation_retention,
+        });
+        self.noise.set_suppressions(&config.alerts.suppress);
+        log_suppressions(&self.noise);
+        self.reloaded(true);
+        tracing::info!("configuration reloaded: rules and suppressions are in place");
+    }
+
+    /// Counts a reload (SIGHUP) that succeeded or was refused.
+    pub fn reloaded(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.metrics.reloads.with_label_values(&[result]).inc();
+        if ok {
+            self.metrics
+                .last_reload
+                .set(crate::telemetry::metrics::unix_now());
+        }
+    }
+
+    /// Loads the rules `config` names, logs and counts what did not load,
+    /// and builds an engine for them, with the retention of correlation
+    /// groups they need.
+    fn engine(&self, config: &Config) -> (Engine, Duration) {
         let (rules, problems) =
             crate::rules::load(&config.rules, config.detection.max_group_entries, &[]);
         for problem in &problems {
@@ -314,7 +361,12 @@ impl Daemon {
             .max()
             .unwrap_or_default();
         let retention = longest + config.detection.late_allowance + Duration::from_secs(3600);
-        let engine = Engine::new(Arc::new(rules), config.engine());
+        (Engine::new(Arc::new(rules), config.engine()), retention)
+    }
+
+    fn spawn_detection(&self, config: &Config, receiver: EventReceiver, pipeline: Pipeline) {
+        let (engine, retention) = self.engine(config);
+        let detection = &self.metrics.detection;
         let ctx = StageContext {
             state: self.state.clone(),
             metrics: detection.clone(),
@@ -323,6 +375,7 @@ impl Daemon {
             noise: pipeline.noise,
             dedup_window: config.pipeline.dedup_window,
             correlation_retention: retention,
+            reload: Some(Arc::clone(&self.reload)),
         };
         let mut stage = DetectionStage::new(receiver, engine, ctx);
         let done = pipeline.done;
@@ -560,10 +613,46 @@ async fn check_topics(sns: &SnsClient, config: &Config) -> Result<(), DaemonErro
     }
 }
 
+/// The settings that differ between `running` and `new` and that only a
+/// restart puts in place: where state and the admin server are, how AWS is
+/// reached, the sources (their names key checkpoints), the pipeline, logs,
+/// alert routes and windows, and alarms.
+fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |name: &'static str, same: bool| {
+        if !same {
+            changed.push(name);
+        }
+    };
+    check("aws", running.aws == new.aws);
+    check("state", running.state == new.state);
+    check("metrics", running.metrics == new.metrics);
+    check("log", running.log == new.log);
+    check("daemon", running.daemon == new.daemon);
+    check("pipeline", running.pipeline == new.pipeline);
+    check("sources", running.sources == new.sources);
+    check("alerts.sns", running.alerts.sns == new.alerts.sns);
+    check("alerts.file", running.alerts.file == new.alerts.file);
+    check(
+        "alerts.dedup_window, alerts.aggregate, alerts.max_windows",
+        (
+            running.alerts.dedup_window,
+            running.alerts.aggregate,
+            running.alerts.max_windows,
+        ) == (
+            new.alerts.dedup_window,
+            new.alerts.aggregate,
+            new.alerts.max_windows,
+        ),
+    );
+    check("alarms", running.alarms == new.alarms);
+    changed
+}
+
 /// Says which suppressions apply, and which have expired and should go.
 fn log_suppressions(noise: &NoiseControl) {
     let now = jiff::Timestamp::now();
-    for s in noise.suppressions() {
+    for s in noise.suppressions().iter() {
         let c = s.config();
         if s.expired(now) {
             tracing::warn!(reason = %c.reason, "a suppression has expired and no longer applies; remove it from alerts.suppress");

@@ -16,17 +16,27 @@ mod systemd;
 pub use error::DaemonError;
 pub use lifecycle::{Daemon, FAIL_STATE_WRITES};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigLocation};
 
-/// Runs the daemon until SIGTERM or SIGINT, then shuts down within the grace period.
-pub async fn run(config: Config) -> Result<(), DaemonError> {
+/// Runs the daemon until SIGTERM or SIGINT, then shuts down within the
+/// grace period. SIGHUP re-reads the configuration at `location`: a valid
+/// one is put in place (see [`Daemon::reload`]), an invalid one is refused
+/// with every problem logged, and the running configuration stays.
+pub async fn run(config: Config, location: ConfigLocation) -> Result<(), DaemonError> {
     let grace = config.daemon.shutdown_grace;
+    let mut signals = signals::Signals::install()?;
     let daemon = Daemon::start(config).await?;
     systemd::ready();
     let watchdog = systemd::spawn_watchdog(daemon.status().clone(), daemon.stop_token());
-    let reason = tokio::select! {
-        signal = signals::terminated() => signal?,
-        () = daemon.stopped_by_failure() => "a critical task failed",
+    let reason = loop {
+        let asked = tokio::select! {
+            asked = signals.next() => asked,
+            () = daemon.stopped_by_failure() => break "a critical task failed",
+        };
+        match asked {
+            signals::Asked::Stop(signal) => break signal,
+            signals::Asked::Reload => reload(&daemon, &location),
+        }
     };
     tracing::info!(reason, grace = %humantime::format_duration(grace), "shutting down");
     systemd::stopping();
@@ -34,4 +44,23 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         watchdog.abort();
     }
     daemon.shutdown().await
+}
+
+/// Re-reads the configuration for a SIGHUP and puts it in place, or says
+/// why not.
+fn reload(daemon: &Daemon, location: &ConfigLocation) {
+    tracing::info!(path = %location.path.display(), "SIGHUP: reloading the configuration");
+    match crate::config::load(location) {
+        Ok(config) => daemon.reload(&config),
+        Err(errors) => {
+            for problem in &errors.problems {
+                tracing::error!(problem = %problem, "configuration problem");
+            }
+            tracing::error!(
+                problems = errors.problems.len(),
+                "configuration not reloaded: the running configuration stays in place"
+            );
+            daemon.reloaded(false);
+        }
+    }
 }

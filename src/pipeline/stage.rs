@@ -63,6 +63,21 @@ pub struct StageContext {
     pub dedup_window: Duration,
     /// How long a correlation group outlives its last event in the store.
     pub correlation_retention: Duration,
+    /// An engine with reloaded rules, put in place before the next batch;
+    /// a newer reload replaces one not yet taken.
+    pub reload: Option<ReloadSlot>,
+}
+
+/// Where the daemon leaves a [`Reload`] for the stage: one at most.
+pub type ReloadSlot = Arc<std::sync::Mutex<Option<Reload>>>;
+
+/// Rules reloaded while the daemon runs: an engine built from them, and the
+/// retention of correlation groups that goes with them.
+pub struct Reload {
+    /// The new engine, without state: the stage restores it from the store.
+    pub engine: Engine,
+    /// How long a correlation group outlives its last event in the store.
+    pub correlation_retention: Duration,
 }
 
 /// What a run of the stage did, for shutdown logs and tests.
@@ -154,6 +169,7 @@ impl DetectionStage {
     pub fn run(mut self) -> Result<StageSummary, CommitFailed> {
         let mut summary = StageSummary::default();
         while let Some(first) = self.events.blocking_recv() {
+            self.take_reload().map_err(CommitFailed)?;
             let mut batch = Vec::with_capacity(MAX_BATCH);
             batch.push(first);
             while batch.len() < MAX_BATCH {
@@ -166,6 +182,35 @@ impl DetectionStage {
             summary.alerts += self.handle(batch)? as u64;
         }
         Ok(summary)
+    }
+
+    /// Puts the newest reloaded engine in place, if one came. Every batch so
+    /// far is committed, so the store holds all of the old engine's state
+    /// (eventIDs seen, correlation groups): the new one restores it, as at a
+    /// start, and nothing read is evaluated twice or lost.
+    fn take_reload(&mut self) -> Result<(), StateError> {
+        let Some(slot) = &self.ctx.reload else {
+            return Ok(());
+        };
+        let taken = slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(reload) = taken else {
+            return Ok(());
+        };
+        self.engine = reload.engine;
+        self.engine.track_for_persistence();
+        self.ctx.correlation_retention = reload.correlation_retention;
+        self.last_stats = correlation::Stats::default();
+        self.last_dedup_evictions = 0;
+        let restored = self.restore()?;
+        tracing::info!(
+            seen_ids = restored.seen,
+            correlation_groups = restored.groups,
+            "reloaded rules in place; detection state carried over"
+        );
+        Ok(())
     }
 
     fn handle(&mut self, batch: Vec<Event>) -> Result<usize, CommitFailed> {

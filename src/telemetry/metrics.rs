@@ -177,6 +177,10 @@ pub struct Metrics {
     pub aws: AwsMetrics,
     /// 1 when `/readyz` answers 200.
     pub ready: IntGauge,
+    /// Configuration reloads (SIGHUP), by result.
+    pub reloads: IntCounterVec,
+    /// When the configuration was last reloaded successfully, Unix seconds.
+    pub last_reload: IntGauge,
 }
 
 impl Metrics {
@@ -192,18 +196,25 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let start_time = r.gauge(
-            "cloudwarden_start_time_seconds",
-            "When the process started, in Unix seconds.",
-        )?;
-        start_time.set(unix_now());
+        // The standard process_* metrics (process_start_time_seconds among
+        // them), under the names every dashboard knows.
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::new(
-                std::process::id() as i32,
-                "cloudwarden",
-            ),
+            prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
+        let reloads = r.counter_vec(
+            "cloudwarden_config_reloads_total",
+            "Configuration reloads asked for with SIGHUP, by result (success, failure).",
+            &["result"],
+        )?;
+        for result in ["success", "failure"] {
+            reloads.with_label_values(&[result]);
+        }
+        let last_reload = r.gauge(
+            "cloudwarden_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully (at start or by a reload), Unix seconds.",
+        )?;
+        last_reload.set(unix_now());
         Ok(Metrics {
             state: StateMetrics {
                 commits: r.counter_vec(
@@ -447,6 +458,8 @@ impl Metrics {
                 )?,
             },
             ready: r.gauge("cloudwarden_ready", "1 when /readyz answers 200, else 0.")?,
+            reloads,
+            last_reload,
             registry,
         })
     }

@@ -50,6 +50,7 @@ fn stage(state: &StateStore, metrics: &Metrics) -> (DetectionStage, crate::pipel
         )),
         dedup_window: Duration::from_secs(3600),
         correlation_retention: Duration::from_secs(7200),
+        reload: None,
     };
     (DetectionStage::new(rx, engine, ctx), tx)
 }
