@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::RulesConfig;
+use crate::config::{Config, KeyPath, RulesConfig};
 use crate::detection::sigma::document::LogSource;
 use crate::detection::sigma::ruleset::{CompiledRule, LoadOptions, RuleFile, RuleSet};
 
@@ -189,6 +189,51 @@ pub fn load(
         max_group_entries,
     };
     (RuleSet::load(&files, &options), problems)
+}
+
+/// The rule ids configuration names that no rule file defines (a typo in
+/// `rules.disabled`, an SNS route or a suppression would otherwise silently
+/// do nothing), each with its key.
+pub(crate) fn unknown_ids(config: &Config, set: &RuleSet) -> Vec<(KeyPath, String)> {
+    let known =
+        |id: &str| set.ids.contains(id) || set.errors.iter().any(|e| e.id.as_deref() == Some(id));
+    // Routes and suppressions match alerts by rule id; `rules.disabled`
+    // also takes names.
+    let unknown = |id: &str| {
+        if set.names.contains(id) {
+            format!("\"{id}\" is a rule's name; alerts are matched by rule id: use the rule's id")
+        } else {
+            format!("no rule has the id \"{id}\"")
+        }
+    };
+    let mut found = Vec::new();
+    for (i, id) in config.rules.disabled.iter().enumerate() {
+        if !known(id) && !set.names.contains(id) {
+            found.push((
+                KeyPath::root("rules").key("disabled").index(i),
+                format!("no rule has the id or name \"{id}\""),
+            ));
+        }
+    }
+    for (i, topic) in config.alerts.sns.iter().enumerate() {
+        for (j, id) in topic.rules.iter().enumerate() {
+            if !known(id) {
+                let key = KeyPath::root("alerts")
+                    .key("sns")
+                    .index(i)
+                    .key("rules")
+                    .index(j);
+                found.push((key, unknown(id)));
+            }
+        }
+    }
+    for (i, suppression) in config.alerts.suppress.iter().enumerate() {
+        if let Some(id) = suppression.rule.as_deref().filter(|id| !known(id)) {
+            let key = KeyPath::root("alerts").key("suppress").index(i).key("rule");
+            found.push((key, unknown(id)));
+        }
+    }
+    found
 }
 
 /// The rules that no configured source feeds, by their `logsource`: they

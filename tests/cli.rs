@@ -254,3 +254,46 @@ fn completions_and_man_pages_come_from_the_command_line_definition() {
     let show = std::fs::read_to_string(dir.path().join("cloudwarden-config-show.1")).unwrap();
     assert!(show.contains("origin"), "{show}");
 }
+
+#[test]
+fn rule_ids_no_rule_defines_are_configuration_errors_at_their_keys() {
+    let (_dir, path) = write_config(
+        r#"[rules]
+disabled = ["iam_bb_user_created", "no-such-rule"]
+
+[[alerts.sns]]
+topic_arn = "arn:aws:sns:us-east-1:123456789012:alerts"
+rules = ["iam_bb_user_created"]
+
+[[alerts.suppress]]
+reason = "typo"
+rule = "f886f4c6-0000-0000-0000-000000000000"
+"#,
+    );
+    for command in ["validate", "run"] {
+        let output = run(
+            &[command, "--config", &path],
+            &[("AWS_REGION", "us-east-1")],
+        );
+        assert_eq!(output.status.code(), Some(78), "{command}: {output:?}");
+        let text = stderr(&output);
+        for expected in [
+            format!("{path}:2:36: rules.disabled[1]: no rule has the id or name \"no-such-rule\""),
+            format!(
+                "{path}:6:10: alerts.sns[0].rules[0]: \"iam_bb_user_created\" is a rule's name; alerts are matched by rule id"
+            ),
+            format!(
+                "{path}:10:1: alerts.suppress[0].rule: no rule has the id \"f886f4c6-0000-0000-0000-000000000000\""
+            ),
+        ] {
+            assert!(
+                text.contains(&expected),
+                "{command}: missing {expected:?} in {text}"
+            );
+        }
+        assert!(
+            !text.contains("disabled[0]"),
+            "a name is fine in rules.disabled: {text}"
+        );
+    }
+}

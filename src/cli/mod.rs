@@ -368,6 +368,9 @@ fn validate(location: &ConfigLocation, strict: bool, online: bool) -> ExitCode {
         Err(code) => return code,
     };
     let (set, failures) = rules::load(&config, &[], true);
+    if let Err(code) = known_rule_ids(location, &config, &set) {
+        return code;
+    }
     let file = if location.is_used() {
         location.path.display().to_string()
     } else {
@@ -471,7 +474,27 @@ fn check_online(config: &Config) -> ExitCode {
     })
 }
 
+/// Refuses (exit 78, every id at its key) a configuration that names rule
+/// ids no rule file defines.
+fn known_rule_ids(
+    location: &ConfigLocation,
+    config: &Config,
+    set: &crate::detection::sigma::ruleset::RuleSet,
+) -> Result<(), ExitCode> {
+    let unknown = crate::rules::unknown_ids(config, set);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    eprint!("cloudwarden: {}", config::problems_at(location, unknown));
+    Err(ExitCode::from(EXIT_CONFIG))
+}
+
 fn run(config: Config, location: ConfigLocation) -> ExitCode {
+    let (set, _) = crate::rules::load(&config.rules, config.detection.max_group_entries, &[]);
+    if let Err(code) = known_rule_ids(&location, &config, &set) {
+        return code;
+    }
+    drop(set);
     if let Err(err) = crate::telemetry::logging::init(&config.log) {
         eprintln!("cloudwarden: {err}");
         return ExitCode::from(EXIT_CONFIG);

@@ -101,6 +101,25 @@ pub fn load(location: &ConfigLocation) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// Problems found after validation (by a check that needs more than the
+/// configuration, such as the rules), each placed at its key as the
+/// configuration's own problems are.
+pub(crate) fn problems_at(
+    location: &ConfigLocation,
+    found: Vec<(super::KeyPath, String)>,
+) -> ConfigErrors {
+    let file = read_file(location).ok().flatten();
+    let overlay = overlay().ok().flatten();
+    let figment = layers(file.as_ref(), overlay);
+    let mut checker = Checker::new(&figment, file.as_ref(), overlay);
+    for (key, message) in found {
+        checker.report(&key, message);
+    }
+    ConfigErrors {
+        problems: checker.into_problems(),
+    }
+}
+
 /// The file `location` names, read, when it is used.
 pub(super) fn read_file(location: &ConfigLocation) -> Result<Option<ConfigFile>, ConfigErrors> {
     if !location.is_used() {

@@ -26,6 +26,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub(crate) use key_path::KeyPath;
+pub(crate) use load::problems_at;
 pub use load::{ConfigLocation, DEFAULT_CONFIG_PATH, DEFAULTS_VAR, load};
 pub use problems::{ConfigErrors, Origin, Problem};
 pub use show::show;

@@ -288,12 +288,25 @@ impl Daemon {
     /// detection's limits) and the suppressions. Detection state, in-flight
     /// events and the outbox are kept. What only a restart changes is
     /// named in the log, and the rest is applied anyway.
-    pub fn reload(&self, config: &Config) {
+    ///
+    /// Refused (and `false`) when the configuration names rule ids no rule
+    /// file defines; the problems are logged at their keys.
+    pub fn reload(&self, config: &Config, location: &crate::config::ConfigLocation) -> bool {
+        let (rules, problems) =
+            crate::rules::load(&config.rules, config.detection.max_group_entries, &[]);
+        let unknown = crate::rules::unknown_ids(config, &rules);
+        if !unknown.is_empty() {
+            let errors = crate::config::problems_at(location, unknown);
+            for problem in &errors.problems {
+                tracing::error!(problem = %problem, "configuration problem");
+            }
+            return false;
+        }
         let needs_restart = restart_needed(&self.started, config);
         if !needs_restart.is_empty() {
             tracing::warn!(settings = %needs_restart.join(", "), "these settings changed but take effect only after a restart; the rest of the new configuration is applied");
         }
-        let (engine, correlation_retention) = self.engine(config);
+        let (engine, correlation_retention) = self.engine(config, rules, &problems);
         *self
             .reload
             .lock()
@@ -305,6 +318,7 @@ impl Daemon {
         log_suppressions(&self.noise);
         self.reloaded(true);
         tracing::info!("configuration reloaded: rules and suppressions are in place");
+        true
     }
 
     /// Counts a reload (SIGHUP) that succeeded or was refused.
@@ -321,10 +335,13 @@ impl Daemon {
     /// Loads the rules `config` names, logs and counts what did not load,
     /// and builds an engine for them, with the retention of correlation
     /// groups they need.
-    fn engine(&self, config: &Config) -> (Engine, Duration) {
-        let (rules, problems) =
-            crate::rules::load(&config.rules, config.detection.max_group_entries, &[]);
-        for problem in &problems {
+    fn engine(
+        &self,
+        config: &Config,
+        rules: crate::detection::sigma::ruleset::RuleSet,
+        problems: &[crate::rules::ReadProblem],
+    ) -> (Engine, Duration) {
+        for problem in problems {
             tracing::warn!(path = %problem.path.display(), problem = %problem.message, "rule file not loaded");
         }
         for error in &rules.errors {
@@ -365,7 +382,9 @@ impl Daemon {
     }
 
     fn spawn_detection(&self, config: &Config, receiver: EventReceiver, pipeline: Pipeline) {
-        let (engine, retention) = self.engine(config);
+        let (rules, problems) =
+            crate::rules::load(&config.rules, config.detection.max_group_entries, &[]);
+        let (engine, retention) = self.engine(config, rules, &problems);
         let detection = &self.metrics.detection;
         let ctx = StageContext {
             state: self.state.clone(),

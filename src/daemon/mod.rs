@@ -51,7 +51,14 @@ pub async fn run(config: Config, location: ConfigLocation) -> Result<(), DaemonE
 fn reload(daemon: &Daemon, location: &ConfigLocation) {
     tracing::info!(path = %location.path.display(), "SIGHUP: reloading the configuration");
     match crate::config::load(location) {
-        Ok(config) => daemon.reload(&config),
+        Ok(config) => {
+            if !daemon.reload(&config, location) {
+                tracing::error!(
+                    "configuration not reloaded: the running configuration stays in place"
+                );
+                daemon.reloaded(false);
+            }
+        }
         Err(errors) => {
             for problem in &errors.problems {
                 tracing::error!(problem = %problem, "configuration problem");

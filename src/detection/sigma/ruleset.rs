@@ -130,6 +130,11 @@ pub struct RuleSet {
     pub errors: Vec<RuleError>,
     /// Things worth knowing that did not stop a rule (overrides, filters for absent rules).
     pub warnings: Vec<RuleError>,
+    /// Every rule id the files define, disabled ones included: what
+    /// configuration may refer to.
+    pub ids: HashSet<String>,
+    /// Every rule name (`name:`) the files define, disabled ones included.
+    pub names: HashSet<String>,
 }
 
 struct Loaded {
@@ -262,6 +267,8 @@ impl RuleSet {
         let mut by_name: HashMap<String, usize> = HashMap::new();
         for loaded in docs {
             let meta = loaded.doc.meta().clone();
+            self.ids.insert(meta.id.clone());
+            self.names.extend(meta.name.clone());
             let disabled = options.disabled.contains(&meta.id)
                 || meta
                     .name
