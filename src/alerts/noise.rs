@@ -211,7 +211,10 @@ impl NoiseControl {
             Verdict::Suppressed(i) => {
                 let suppressions = self.suppressions();
                 let label = suppressions.get(i).map_or("", Suppression::label);
-                self.metrics.suppressed.with_label_values(&[label]).inc();
+                self.metrics
+                    .suppressed
+                    .with_label_values(&[&alert.rule.id])
+                    .inc();
                 tracing::debug!(rule = %alert.rule.id, reason = label, "alert suppressed");
             }
             Verdict::Repeat => {

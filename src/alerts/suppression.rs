@@ -35,7 +35,7 @@ impl Suppression {
         }
     }
 
-    /// Its reason, as the `reason` label of the suppressed-alerts metric.
+    /// Its reason, shortened, for the log.
     pub fn label(&self) -> &str {
         &self.label
     }

@@ -363,6 +363,25 @@ impl Daemon {
         detection
             .rules_failed
             .set(i64::try_from(rules.errors.len() + problems.len()).unwrap_or(i64::MAX));
+        detection.rule_info.reset();
+        let alerting = rules
+            .rules
+            .iter()
+            .filter(|r| r.alerts && r.skipped.is_none())
+            .map(|r| &r.meta)
+            .chain(
+                rules
+                    .correlations
+                    .iter()
+                    .filter(|c| c.alerts)
+                    .map(|c| &c.meta),
+            );
+        for meta in alerting {
+            detection
+                .rule_info
+                .with_label_values(&[&meta.id, &meta.title, meta.level.as_str()])
+                .set(1);
+        }
         tracing::info!(
             rules = rules.rules.len(),
             correlations = rules.correlations.len(),

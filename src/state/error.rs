@@ -25,6 +25,17 @@ pub enum StateError {
         /// What the storage engine reported.
         detail: String,
     },
+    /// The file was written in an older storage format than this build reads.
+    #[error(
+        "state file {} was written by an older cloudwarden in an older storage format ({detail}); see \"Upgrading the state file\" in CHANGELOG.md: let the older version deliver its outbox, stop it, move the file aside and start this one",
+        path.display()
+    )]
+    OlderFormat {
+        /// The state file.
+        path: PathBuf,
+        /// What the storage engine reported.
+        detail: String,
+    },
     /// The file was written by a newer cloudwarden.
     #[error(
         "state file {} has schema version {found}, newer than this cloudwarden understands ({supported}); run a newer version",

@@ -347,9 +347,9 @@ fn open_error(path: &Path, err: DatabaseError) -> StateError {
         DatabaseError::Storage(StorageError::Corrupted(detail)) => {
             StateError::Corrupt { path, detail }
         }
-        DatabaseError::UpgradeRequired(version) => StateError::Corrupt {
+        DatabaseError::UpgradeRequired(version) => StateError::OlderFormat {
             path,
-            detail: format!("written in redb file format {version}, which needs an upgrade"),
+            detail: format!("storage file format {version}"),
         },
         other => StateError::Corrupt {
             path,
@@ -460,6 +460,22 @@ mod tests {
         let err = StateStore::open(&dir.path().join("sub/state.redb")).unwrap_err();
         assert!(matches!(err, StateError::Locked { .. }), "{err}");
         assert!(err.to_string().contains("locked by another process"));
+    }
+
+    #[test]
+    fn an_older_storage_format_is_named_as_such_with_the_upgrade_path() {
+        let err = open_error(
+            Path::new("/var/lib/cloudwarden/state.redb"),
+            DatabaseError::UpgradeRequired(2),
+        );
+        let text = err.to_string();
+        assert!(matches!(err, StateError::OlderFormat { .. }), "{err:?}");
+        assert!(!text.contains("corrupt"), "{text}");
+        assert!(
+            text.contains("older storage format (storage file format 2)")
+                && text.contains("CHANGELOG.md"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct DetectionMetrics {
     pub rules_loaded: IntGauge,
     /// Rules that failed to load.
     pub rules_failed: IntGauge,
+    /// 1 per rule that can raise alerts, labelled with its id, title and
+    /// level, to join titles onto other metrics by `rule`.
+    pub rule_info: IntGaugeVec,
     /// Correlation groups held.
     pub correlation_groups: IntGauge,
     /// Correlation state evicted at a bound, by what (`groups`, `entries`).
@@ -274,6 +277,11 @@ impl Metrics {
                 )?,
                 rules_loaded: r.gauge("cloudwarden_rules_loaded", "Detection and correlation rules loaded.")?,
                 rules_failed: r.gauge("cloudwarden_rules_failed", "Rules that failed to load (see the log).")?,
+                rule_info: r.gauge_vec(
+                    "cloudwarden_rule_info",
+                    "Always 1 per loaded rule that raises alerts; its labels give the rule's title and level, to join onto metrics labelled by rule.",
+                    &["rule", "title", "level"],
+                )?,
                 correlation_groups: r.gauge(
                     "cloudwarden_correlation_groups",
                     "Correlation groups (for example one per principal) held in memory.",
@@ -356,8 +364,8 @@ impl Metrics {
                 )?,
                 suppressed: r.counter_vec(
                     "cloudwarden_alerts_suppressed_total",
-                    "Alerts dropped by a configured suppression, by its reason.",
-                    &["reason"],
+                    "Alerts dropped by a configured suppression, by rule id (the suppression's reason is in the debug log, not a label: free text would make the label set unbounded).",
+                    &["rule"],
                 )?,
                 repeats: r.counter_vec(
                     "cloudwarden_alerts_repeats_total",
