@@ -15,6 +15,7 @@ const GROUP: &str = "aws-cloudtrail-logs";
 struct World {
     cloudwatch: aws_sdk_cloudwatch::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
+    sns: aws_sdk_sns::Client,
     topic: String,
     dir: tempfile::TempDir,
 }
@@ -69,6 +70,7 @@ async fn world(moto: &Moto) -> World {
     World {
         cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
         logs,
+        sns,
         topic,
         dir: tempfile::tempdir().unwrap(),
     }
@@ -489,7 +491,7 @@ async fn put_filter(w: &World, name: &str, pattern: &str) {
 }
 
 #[test]
-fn the_daemon_repairs_a_deleted_alarm_and_raises_an_alert_about_it() {
+fn the_daemon_repairs_a_deleted_or_taken_over_alarm_and_alerts_on_drift_and_new_wiring_problems() {
     let moto = Moto::start();
     let rt = runtime();
     let w = rt.block_on(world(&moto));
@@ -567,10 +569,121 @@ topic_arn = "{}"
             .any(|a| a.alarm_name() == Some(gone)),
         "put back"
     );
+    // Overwriting an owned alarm without the ownership marker does not take
+    // it over: it is drift, repaired and alerted.
+    rt.block_on(async {
+        let alarm = alarm_list(&w)
+            .await
+            .into_iter()
+            .find(|a| a.alarm_name() == Some(gone))
+            .unwrap();
+        w.cloudwatch
+            .put_metric_alarm()
+            .alarm_name(gone)
+            .alarm_description("mine now")
+            .namespace(alarm.namespace().unwrap())
+            .metric_name(alarm.metric_name().unwrap())
+            .statistic(alarm.statistic().unwrap().clone())
+            .comparison_operator(alarm.comparison_operator().unwrap().clone())
+            .threshold(1000.0)
+            .period(alarm.period().unwrap())
+            .evaluation_periods(alarm.evaluation_periods().unwrap())
+            .send()
+            .await
+            .unwrap();
+    });
+    let alerts = support::alerts::wait_for(&path, std::time::Duration::from_secs(40), |a| {
+        a.iter()
+            .filter(|a| a["rule"]["id"] == "cloudwarden-alarm-drift")
+            .count()
+            >= 2
+    });
+    let taken = alerts
+        .iter()
+        .filter(|a| a["rule"]["id"] == "cloudwarden-alarm-drift")
+        .nth(1)
+        .unwrap();
+    let description = taken["rule"]["description"].as_str().unwrap();
+    assert!(
+        description.contains(&format!("The alarm {gone} was changed")),
+        "{description}"
+    );
+    assert!(description.contains("threshold is 1000"), "{description}");
+    let restored = rt
+        .block_on(alarm_list(&w))
+        .into_iter()
+        .find(|a| a.alarm_name() == Some(gone))
+        .unwrap();
+    assert!(
+        restored
+            .alarm_description()
+            .unwrap()
+            .contains("[managed by cloudwarden]")
+    );
+    assert_eq!(restored.threshold(), Some(1.0));
+    // A wiring problem that appears raises one alert: nobody is subscribed
+    // to the alarm topic any more.
+    rt.block_on(async {
+        let subscriptions = w
+            .sns
+            .list_subscriptions_by_topic()
+            .topic_arn(&w.topic)
+            .send()
+            .await
+            .unwrap();
+        for s in subscriptions.subscriptions() {
+            w.sns
+                .unsubscribe()
+                .subscription_arn(s.subscription_arn().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let alerts = support::alerts::wait_for(&path, std::time::Duration::from_secs(40), |a| {
+        a.iter()
+            .any(|a| a["rule"]["id"] == "cloudwarden-alarm-wiring")
+    });
+    let wiring: Vec<_> = alerts
+        .iter()
+        .filter(|a| a["rule"]["id"] == "cloudwarden-alarm-wiring")
+        .collect();
+    assert_eq!(wiring.len(), 1, "{wiring:?}");
+    assert!(
+        wiring[0]["rule"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("no confirmed subscription"),
+        "{}",
+        wiring[0]
+    );
+    // Still one after another pass: it alerts when it appears, not every pass.
+    let passes = daemon
+        .logs()
+        .iter()
+        .filter(|l| l.contains("alarms reconciled"))
+        .count();
+    while daemon
+        .logs()
+        .iter()
+        .filter(|l| l.contains("alarms reconciled"))
+        .count()
+        <= passes
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let again = support::alerts::read(&path);
+    assert_eq!(
+        again
+            .iter()
+            .filter(|a| a["rule"]["id"] == "cloudwarden-alarm-wiring")
+            .count(),
+        1
+    );
     let page = support::http::get(daemon.admin_addr(), "/metrics").1;
     assert_eq!(
         support::alerts::metric(&page, "cloudwarden_alarm_changes_total", "kind=\"drift\""),
-        1.0,
+        2.0,
         "{page}"
     );
     assert_eq!(

@@ -1,11 +1,17 @@
 //! Comparing what should exist with what does, and repairing the difference.
 //!
 //! Filter patterns are compared by meaning, so a pattern someone rewrote in
-//! another order, quoting or spacing is not drift. An alarm or filter of a
-//! declared name that cloudwarden did not create (no [`MARKER`]) is
-//! reported and left alone: it may be another team's.
+//! another order, quoting or spacing is not drift.
+//!
+//! Ownership goes by name, not by what the object says about itself: a
+//! name under [`OWNED_PREFIX`] or one cloudwarden has put before (the
+//! caller's `owned` set) stays cloudwarden's, so overwriting such an alarm
+//! with a description that lacks the [`MARKER`] is drift, repaired, not a
+//! way to take it over. Any other alarm or filter of a declared name is
+//! reported and left alone: it may be another team's, unless its
+//! description carries the marker (an alarm cloudwarden created before).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -114,8 +120,24 @@ pub struct Applied {
     pub failed: Vec<(Change, AwsError)>,
 }
 
-/// Compares `desired` with what exists.
-pub async fn plan<A: AlarmsApi>(api: &A, desired: &Desired) -> Result<Plan, AwsError> {
+/// Names under this prefix are cloudwarden's whatever they say (the IAM
+/// policy lets it write only these).
+pub const OWNED_PREFIX: &str = "cloudwarden-";
+
+/// Whether the `kind` (`alarm`, `metric filter`) named `name` is
+/// cloudwarden's by name: under [`OWNED_PREFIX`], or in `owned` (as
+/// `kind:name`, what it has put before).
+fn owned_name(owned: &BTreeSet<String>, kind: &str, name: &str) -> bool {
+    name.starts_with(OWNED_PREFIX) || owned.contains(&format!("{kind}:{name}"))
+}
+
+/// Compares `desired` with what exists; `owned` names (`kind:name`) what
+/// cloudwarden has put before.
+pub async fn plan<A: AlarmsApi>(
+    api: &A,
+    desired: &Desired,
+    owned: &BTreeSet<String>,
+) -> Result<Plan, AwsError> {
     let mut plan = Plan {
         declared: desired.filters.len() + desired.alarms.len(),
         ..Plan::default()
@@ -135,7 +157,10 @@ pub async fn plan<A: AlarmsApi>(api: &A, desired: &Desired) -> Result<Plan, AwsE
                     item: Item::Filter(filter.clone()),
                     reasons: Vec::new(),
                 }),
-                Some(e) if !e.name.starts_with(CIS_PREFIX) => {
+                Some(e)
+                    if !e.name.starts_with(CIS_PREFIX)
+                        && !owned_name(owned, "metric filter", &e.name) =>
+                {
                     plan.foreign.push(("metric filter", e.name.clone()));
                     plan.findings.push(Finding {
                         subject: format!("metric filter {}", e.name),
@@ -164,7 +189,10 @@ pub async fn plan<A: AlarmsApi>(api: &A, desired: &Desired) -> Result<Plan, AwsE
                 item: Item::Alarm(alarm.clone()),
                 reasons: Vec::new(),
             }),
-            Some(e) if !e.alarm.description.contains(MARKER) => {
+            Some(e)
+                if !e.alarm.description.contains(MARKER)
+                    && !owned_name(owned, "alarm", &e.alarm.name) =>
+            {
                 plan.foreign.push(("alarm", e.alarm.name.clone()));
                 plan.findings.push(Finding {
                     subject: format!("alarm {}", e.alarm.name),

@@ -32,6 +32,14 @@ const NAMESPACE: &str = "alarm_applied";
 /// The id of the drift alert's rule.
 pub const DRIFT_RULE: &str = "cloudwarden-alarm-drift";
 
+/// The id of the rule of alerts about wiring problems (a topic alarms cannot
+/// publish to, nobody subscribed, no trail feeding the log group).
+pub const WIRING_RULE: &str = "cloudwarden-alarm-wiring";
+
+/// The state store namespace of the wiring problems already alerted, so
+/// each raises one alert when it appears, not one per pass.
+const FINDINGS_NAMESPACE: &str = "alarm_findings";
+
 /// What the reconciler needs.
 pub struct Reconciler<A> {
     /// AWS.
@@ -62,9 +70,73 @@ impl<A: AlarmsApi> Reconciler<A> {
         }
     }
 
+    /// The names (`kind:name`) cloudwarden has put before: they stay its own
+    /// whatever their description says.
+    async fn owned(&self) -> std::collections::BTreeSet<String> {
+        let state = self.state.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            state.records::<u64>(NAMESPACE, SystemTime::now(), usize::MAX)
+        })
+        .await;
+        match read {
+            Ok(Ok(records)) => records.into_iter().map(|(key, _)| key).collect(),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "cannot read which alarms cloudwarden put; ownership goes by name alone this pass");
+                std::collections::BTreeSet::new()
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "alarm bookkeeping task failed");
+                std::collections::BTreeSet::new()
+            }
+        }
+    }
+
+    /// Alerts about wiring problems that appeared since the last pass, and
+    /// forgets those that are gone (so one that comes back alerts again).
+    async fn alert_findings(&self, findings: &[reconcile::Finding]) {
+        let state = self.state.clone();
+        let keys = Arc::clone(&self.keys);
+        let findings = findings.to_vec();
+        let raised = tokio::task::spawn_blocking(move || {
+            state.write(|txn| {
+                let now_ms = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                let current: Vec<(String, &reconcile::Finding)> = findings
+                    .iter()
+                    .map(|f| (format!("{:016x}", xxh3_64(f.to_string().as_bytes())), f))
+                    .collect();
+                let known: Vec<(String, String)> = txn.records(FINDINGS_NAMESPACE, usize::MAX)?;
+                for (key, _) in &known {
+                    if !current.iter().any(|(k, _)| k == key) {
+                        txn.remove_record(FINDINGS_NAMESPACE, key)?;
+                    }
+                }
+                let mut raised = 0;
+                for (key, finding) in &current {
+                    if known.iter().any(|(k, _)| k == key) {
+                        continue;
+                    }
+                    outbox::stage(txn, &keys.next(now_ms), &wiring_alert(finding), now_ms)?;
+                    txn.put_record(FINDINGS_NAMESPACE, key, &finding.to_string(), None)?;
+                    raised += 1;
+                }
+                Ok(raised)
+            })
+        })
+        .await;
+        match raised {
+            Ok(Ok(0)) => {}
+            Ok(Ok(_)) => self.outbox.notify_one(),
+            Ok(Err(err)) => tracing::warn!(error = %err, "cannot record the alarm wiring problems"),
+            Err(err) => tracing::warn!(error = %err, "alarm bookkeeping task failed"),
+        }
+    }
+
     /// One plan and apply.
     pub async fn pass(&self) {
-        let plan = match reconcile::plan(&self.api, &self.desired).await {
+        let owned = self.owned().await;
+        let plan = match reconcile::plan(&self.api, &self.desired, &owned).await {
             Ok(plan) => plan,
             Err(err) => {
                 self.metrics.failures.inc();
@@ -78,6 +150,7 @@ impl<A: AlarmsApi> Reconciler<A> {
         self.metrics
             .findings
             .set(i64::try_from(plan.findings.len()).unwrap_or(i64::MAX));
+        self.alert_findings(&plan.findings).await;
         let applied = reconcile::apply(&self.api, &plan).await;
         for (change, err) in &applied.failed {
             self.metrics.failures.inc();
@@ -180,6 +253,48 @@ impl<A: AlarmsApi> Reconciler<A> {
 /// A hash of what was declared, to recognise a declaration put before.
 fn declaration_hash(item: &Item) -> u64 {
     xxh3_64(format!("{item:?}").as_bytes())
+}
+
+/// The alert about a wiring problem that appeared: the alarms exist but
+/// would not notify anyone, or count nothing.
+fn wiring_alert(finding: &reconcile::Finding) -> Alert {
+    Alert {
+        id: None,
+        rule: AlertRule {
+            id: WIRING_RULE.to_owned(),
+            title: "CloudWatch Alarms Cannot Do Their Job".to_owned(),
+            level: Level::Medium,
+            tags: vec![
+                "attack.defense-evasion".to_owned(),
+                "attack.t1562".to_owned(),
+            ],
+            description: Some(format!(
+                "{finding}. The monitoring alarms cloudwarden keeps would stay silent while this lasts. Check who changed the topic's policy or subscriptions, or the trail (cloudtrail StopLogging, UpdateTrail, DeleteTrail; sns SetTopicAttributes, Unsubscribe) in CloudTrail."
+            )),
+            falsepositives: vec![
+                "A new account whose alarm topic has no subscriber yet".to_owned(),
+            ],
+            references: vec![],
+        },
+        kind: AlertKind::Match,
+        correlation: None,
+        event_time: None,
+        event_id: None,
+        event_source: Some("monitoring.amazonaws.com".into()),
+        event_name: None,
+        principal: None,
+        account: None,
+        region: None,
+        source_ip: None,
+        user_agent: None,
+        source: Some("alarms".to_owned()),
+        origin: Some(finding.subject.clone()),
+        dedup_key: format!("{WIRING_RULE}|{}", finding.subject),
+        events: vec![],
+        correlated_events: vec![],
+        repeats: None,
+        trimmed: vec![],
+    }
 }
 
 /// The alert about a filter or alarm changed or deleted outside cloudwarden.

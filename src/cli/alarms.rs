@@ -28,7 +28,9 @@ pub fn plan(config: &Config, apply: bool) -> ExitCode {
     super::with_aws(config, |clients| async move {
         let api = AwsAlarms::new(clients);
         let wanted = desired(&config.alarms);
-        let plan = match reconcile::plan(&api, &wanted).await {
+        // The daemon's record of what it put is in its state file, which a
+        // running daemon holds; here ownership goes by name and marker.
+        let plan = match reconcile::plan(&api, &wanted, &std::collections::BTreeSet::new()).await {
             Ok(plan) => plan,
             Err(err) => {
                 eprintln!("cloudwarden: cannot read the current alarms: {err}");
