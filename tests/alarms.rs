@@ -51,6 +51,12 @@ async fn world(moto: &Moto) -> World {
         .send()
         .await
         .unwrap();
+    trail
+        .start_logging()
+        .name("management")
+        .send()
+        .await
+        .unwrap();
     let sns = aws_sdk_sns::Client::new(&sdk);
     let topic = sns.create_topic().name("cis-alarms").send().await.unwrap();
     let topic = topic.topic_arn().unwrap().to_owned();
@@ -657,7 +663,33 @@ topic_arn = "{}"
         "{}",
         wiring[0]
     );
-    // Still one after another pass: it alerts when it appears, not every pass.
+    // A trail that stops logging is one too (GetTrailStatus).
+    rt.block_on(async {
+        let sdk = moto.sdk_config().await;
+        aws_sdk_cloudtrail::Client::new(&sdk)
+            .stop_logging()
+            .name("management")
+            .send()
+            .await
+            .unwrap();
+    });
+    let alerts = support::alerts::wait_for(&path, std::time::Duration::from_secs(40), |a| {
+        a.iter()
+            .filter(|a| a["rule"]["id"] == "cloudwarden-alarm-wiring")
+            .count()
+            >= 2
+    });
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["rule"]["id"] == "cloudwarden-alarm-wiring"
+                && a["rule"]["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("is not logging (GetTrailStatus)")),
+        "{alerts:?}"
+    );
+    // Each once after another pass: it alerts when it appears, not every pass.
     let passes = daemon
         .logs()
         .iter()
@@ -678,7 +710,7 @@ topic_arn = "{}"
             .iter()
             .filter(|a| a["rule"]["id"] == "cloudwarden-alarm-wiring")
             .count(),
-        1
+        2
     );
     let page = support::http::get(daemon.admin_addr(), "/metrics").1;
     assert_eq!(

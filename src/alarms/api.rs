@@ -58,8 +58,13 @@ pub trait AlarmsApi: Send + Sync {
         &self,
         topic_arn: &str,
     ) -> impl Future<Output = Result<usize, AwsError>> + Send;
-    /// The log group ARNs trails deliver to.
-    fn trail_log_groups(&self) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+    /// The trails that deliver to CloudWatch Logs: (trail ARN, log group ARN).
+    fn trail_log_groups(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, AwsError>> + Send;
+    /// Whether the trail is logging now (`GetTrailStatus`).
+    fn trail_logging(&self, trail_arn: &str)
+    -> impl Future<Output = Result<bool, AwsError>> + Send;
 }
 
 /// The SDK, in the home Region, within PutMetricAlarm's 3 requests a second.
@@ -277,7 +282,7 @@ impl AlarmsApi for AwsAlarms {
         Ok(confirmed)
     }
 
-    async fn trail_log_groups(&self) -> Result<Vec<String>, AwsError> {
+    async fn trail_log_groups(&self) -> Result<Vec<(String, String)>, AwsError> {
         let request = self
             .clients
             .cloudtrail(&self.region)
@@ -291,7 +296,25 @@ impl AlarmsApi for AwsAlarms {
         Ok(out
             .trail_list()
             .iter()
-            .filter_map(|t| t.cloud_watch_logs_log_group_arn().map(str::to_owned))
+            .filter_map(|t| {
+                let group = t.cloud_watch_logs_log_group_arn()?;
+                let trail = t.trail_arn().or(t.name())?;
+                Some((trail.to_owned(), group.to_owned()))
+            })
             .collect())
+    }
+
+    async fn trail_logging(&self, trail_arn: &str) -> Result<bool, AwsError> {
+        let request = self
+            .clients
+            .cloudtrail(&self.region)
+            .get_trail_status()
+            .name(trail_arn)
+            .send();
+        let out = self
+            .clients
+            .call("cloudtrail", "GetTrailStatus", request)
+            .await?;
+        Ok(out.is_logging().unwrap_or(false))
     }
 }

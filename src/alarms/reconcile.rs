@@ -361,18 +361,38 @@ async fn wiring<A: AlarmsApi>(api: &A, group: &str, topic: &str) -> Vec<Finding>
         }),
     }
     match api.trail_log_groups().await {
-        Ok(arns) => {
+        Ok(trails) => {
             let needle = format!(":log-group:{group}");
             let delivers = |arn: &String| {
                 arn.find(&needle).is_some_and(|at| {
                     matches!(arn[at + needle.len()..].chars().next(), None | Some(':'))
                 })
             };
-            if !arns.iter().any(delivers) {
+            let feeding: Vec<&String> = trails
+                .iter()
+                .filter(|(_, log_group)| delivers(log_group))
+                .map(|(trail, _)| trail)
+                .collect();
+            if feeding.is_empty() {
                 findings.push(Finding {
                     subject: format!("log group {group}"),
                     message: "no trail delivers to it: the metric filters count nothing (set the trail's CloudWatch Logs log group)".to_owned(),
                 });
+            }
+            // A trail that delivers here but stopped logging feeds nothing
+            // either: stopping the trail is how an intruder goes quiet.
+            for trail in &feeding {
+                match api.trail_logging(trail).await {
+                    Ok(true) => {}
+                    Ok(false) => findings.push(Finding {
+                        subject: format!("trail {trail}"),
+                        message: format!("delivers to log group {group} but is not logging (GetTrailStatus): the metric filters count nothing until it is started again"),
+                    }),
+                    Err(err) => findings.push(Finding {
+                        subject: format!("trail {trail}"),
+                        message: format!("cannot tell whether it is logging: {err}"),
+                    }),
+                }
             }
         }
         Err(err) => findings.push(Finding {
