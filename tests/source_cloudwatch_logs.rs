@@ -275,6 +275,27 @@ fn a_record_dated_in_the_future_does_not_blind_correlations_across_a_restart() {
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(counted, "the future-dated record was counted");
+    // Nor does it make the source look fresh: the newest event time shown
+    // is never past the clock; and progress was committed for the group.
+    let page = get(daemon.admin_addr(), "/metrics").1;
+    let newest = metric(
+        &page,
+        "cloudwarden_source_newest_event_timestamp_seconds",
+        "source=\"trail-logs\"",
+    );
+    let now = jiff::Timestamp::now().as_second() as f64;
+    assert!(
+        newest > now - 60.0 && newest <= now + 1.0,
+        "{newest} vs {now}"
+    );
+    assert!(
+        metric(
+            &page,
+            "cloudwarden_source_checkpoint_timestamp_seconds",
+            "source=\"trail-logs\""
+        ) > now - 60.0,
+        "{page}"
+    );
     daemon.signal("TERM");
     assert!(
         daemon

@@ -325,6 +325,31 @@ fn eventbridge_events_are_unwrapped_and_deduplicated_against_lookup_events() {
         dropped >= 15.0,
         "5 repeats on the queue and 10 events also read by LookupEvents: {dropped}"
     );
+    // Freshness, whatever the source's kind: the newest event committed, and
+    // when each source last committed progress.
+    let now = jiff::Timestamp::now().as_second() as f64;
+    for source in ["realtime", "lookup"] {
+        let newest = metric(
+            &page,
+            "cloudwarden_source_newest_event_timestamp_seconds",
+            &format!("source=\"{source}\""),
+        );
+        assert!(
+            newest > now - 120.0 && newest <= now + 1.0,
+            "{source}: {page}"
+        );
+    }
+    for labels in [
+        "part=\"queue\",source=\"realtime\"",
+        "part=\"us-east-1\",source=\"lookup\"",
+    ] {
+        let at = metric(
+            &page,
+            "cloudwarden_source_checkpoint_timestamp_seconds",
+            labels,
+        );
+        assert!(at > now - 120.0, "{labels}: {page}");
+    }
     assert_eq!(rt.block_on(aws.left(&queue)), (0, 0));
 }
 

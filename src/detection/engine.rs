@@ -41,6 +41,8 @@ pub struct Processed {
     pub alerts: Vec<Alert>,
     /// The record repeated an eventID seen within the dedup window and was dropped.
     pub duplicate: bool,
+    /// The record's event time (ms since the epoch), when it has one.
+    pub time_ms: Option<i64>,
 }
 
 /// One record to evaluate and where it came from.
@@ -252,6 +254,7 @@ impl Engine {
                     return Ok(Processed {
                         alerts: Vec::new(),
                         duplicate: true,
+                        time_ms: time,
                     });
                 }
             }
@@ -313,6 +316,7 @@ impl Engine {
         Ok(Processed {
             alerts,
             duplicate: false,
+            time_ms: time,
         })
     }
 

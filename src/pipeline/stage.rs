@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use super::{Event, EventReceiver};
 use crate::alerts::noise::{NoiseControl, Verdict};
 use crate::alerts::outbox;
-use crate::detection::engine::{Engine, EventInput};
+use crate::detection::engine::{Engine, EventInput, Processed};
 use crate::detection::event::{Reason, Rejection};
 use crate::detection::{Alert, correlation};
 use crate::state::{StateError, StateStore, WriteTxn};
@@ -217,6 +217,8 @@ impl DetectionStage {
         let started = Instant::now();
         let mut alerts: Vec<Alert> = Vec::new();
         let mut acks = Vec::with_capacity(batch.len());
+        // The newest event time of each source in the batch, for freshness.
+        let mut freshest: Vec<(Arc<str>, i64)> = Vec::new();
         for event in batch {
             let origin = &event.origin;
             let input = EventInput {
@@ -232,7 +234,18 @@ impl DetectionStage {
                     .as_ref()
                     .map(|(part, from)| (&**part, *from)),
             };
-            match self.engine.process(&input) {
+            let processed = self.engine.process(&input);
+            if let Ok(Processed {
+                time_ms: Some(time),
+                ..
+            }) = &processed
+            {
+                match freshest.iter_mut().find(|(s, _)| *s == event.source) {
+                    Some((_, t)) => *t = (*t).max(*time),
+                    None => freshest.push((Arc::clone(&event.source), *time)),
+                }
+            }
+            match processed {
                 Ok(processed) if processed.duplicate => {
                     self.ctx
                         .metrics
@@ -282,6 +295,13 @@ impl DetectionStage {
         for (source, ack) in acks {
             processed.with_label_values(&[&source]).inc();
             ack.done();
+        }
+        // A time past the clock (poisoned or skewed) must not make a stalled
+        // source look fresh.
+        let now_s = now_ms / 1000;
+        for (source, time) in freshest {
+            let gauge = self.ctx.metrics.newest_event.with_label_values(&[&source]);
+            gauge.set(gauge.get().max((time / 1000).min(now_s)));
         }
         let mut staged = false;
         for (alert, verdict) in alerts.iter().zip(&verdicts) {

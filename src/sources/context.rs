@@ -199,7 +199,20 @@ impl SourceContext {
         value: T,
     ) -> Result<(), StateError> {
         let (state, scope) = (self.state.clone(), self.scope(part));
-        blocking(move || state.set_checkpoint(&scope, &value)).await
+        blocking(move || state.set_checkpoint(&scope, &value)).await?;
+        if part != super::queue::IN_HAND {
+            self.progressed(part);
+        }
+        Ok(())
+    }
+
+    /// Records that progress was committed for `part` now (a checkpoint
+    /// moved, a handled message deleted), for freshness metrics.
+    pub fn progressed(&self, part: &str) {
+        self.metrics
+            .checkpoint_time
+            .with_label_values(&[&self.name, part])
+            .set(unix_seconds());
     }
 
     /// Polls with `poll` every `interval` until shutdown. A failed poll is

@@ -570,7 +570,9 @@ impl<Q: QueueApi> Settler<'_, Q> {
         self.delete(message).await;
     }
 
+    /// Deletes a settled message: what it led to is committed (or set aside).
     async fn delete(&self, message: &Message) {
+        self.ctx.progressed("queue");
         if let Err(err) = self
             .queue
             .delete(&self.settings.queue_url, &message.receipt)

@@ -58,6 +58,9 @@ pub struct DetectionMetrics {
     /// 1 per rule that can raise alerts, labelled with its id, title and
     /// level, to join titles onto other metrics by `rule`.
     pub rule_info: IntGaugeVec,
+    /// The newest event time committed from each source, Unix seconds
+    /// (never past the clock), set on every commit.
+    pub newest_event: IntGaugeVec,
     /// Correlation groups held.
     pub correlation_groups: IntGauge,
     /// Correlation state evicted at a bound, by what (`groups`, `entries`).
@@ -131,6 +134,9 @@ pub struct SourceMetrics {
     pub lag_seconds: IntGaugeVec,
     /// When a poll last succeeded, Unix seconds, by source.
     pub last_success: IntGaugeVec,
+    /// When a source last committed progress (moved a checkpoint or
+    /// deleted a handled message), Unix seconds, by source and part.
+    pub checkpoint_time: IntGaugeVec,
     /// Queue messages set aside after failing too often, by source.
     pub set_aside: IntCounterVec,
     /// Set-aside messages dropped, oldest first, to stay within the store's bounds.
@@ -277,6 +283,11 @@ impl Metrics {
                 )?,
                 rules_loaded: r.gauge("cloudwarden_rules_loaded", "Detection and correlation rules loaded.")?,
                 rules_failed: r.gauge("cloudwarden_rules_failed", "Rules that failed to load (see the log).")?,
+                newest_event: r.gauge_vec(
+                    "cloudwarden_source_newest_event_timestamp_seconds",
+                    "The newest event time detection committed from each source, Unix seconds (a time past the clock counts as now); set on every commit, whatever the source's kind.",
+                    &["source"],
+                )?,
                 rule_info: r.gauge_vec(
                     "cloudwarden_rule_info",
                     "Always 1 per loaded rule that raises alerts; its labels give the rule's title and level, to join onto metrics labelled by rule.",
@@ -406,6 +417,11 @@ impl Metrics {
                     "cloudwarden_source_lag_seconds",
                     "Now minus the newest event time a source has read.",
                     &["source"],
+                )?,
+                checkpoint_time: r.gauge_vec(
+                    "cloudwarden_source_checkpoint_timestamp_seconds",
+                    "When a source last committed progress, Unix seconds: a checkpoint moved (part: a Region, a log group) or a handled queue message deleted (part: queue).",
+                    &["source", "part"],
                 )?,
                 last_success: r.gauge_vec(
                     "cloudwarden_source_last_success_timestamp_seconds",
