@@ -456,3 +456,52 @@ fn sighup_reloads_rules_and_suppressions_keeps_state_and_refuses_a_bad_configura
     assert_eq!(alerted, ["e1", "e3", "e4"]);
     assert!(events.values().all(|ids| ids.len() == 1));
 }
+
+#[test]
+fn under_journald_each_json_line_carries_its_syslog_priority() {
+    use std::os::unix::fs::MetadataExt;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let text = config("http://127.0.0.1:9", "")
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))
+        .replace("{dir}", &dir.path().display().to_string());
+    let path = dir.path().join("cloudwarden.toml");
+    std::fs::write(&path, text).unwrap();
+    // The journal's stream, as systemd describes it: stdout's device and inode.
+    let journal = dir.path().join("journal");
+    let file = std::fs::File::create(&journal).unwrap();
+    let meta = file.metadata().unwrap();
+    let status = support::process::command(&["run", "--config", &path.display().to_string()])
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stdout(file)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let lines = std::fs::read_to_string(&journal).unwrap();
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.starts_with("<6>{") && l.contains("\"level\":\"INFO\"")),
+        "{lines}"
+    );
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.starts_with("<3>{") && l.contains("\"level\":\"ERROR\"")),
+        "{lines}"
+    );
+    assert!(lines.lines().all(|l| l.starts_with('<')), "{lines}");
+    // Anywhere else the lines are plain JSON.
+    let plain = dir.path().join("plain");
+    let status = support::process::command(&["run", "--config", &path.display().to_string()])
+        .env("JOURNAL_STREAM", "1:2")
+        .stdout(std::fs::File::create(&plain).unwrap())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let lines = std::fs::read_to_string(&plain).unwrap();
+    assert!(lines.lines().all(|l| l.starts_with('{')), "{lines}");
+}
