@@ -460,6 +460,9 @@ impl Daemon {
         for topic in &config.alerts.sns {
             sinks.push(Box::new(SnsSink::new(Arc::clone(&sns), topic.clone())));
         }
+        for sink in &sinks {
+            self.metrics.init_sink(sink.name());
+        }
         let delivery = Delivery {
             state: self.state.clone(),
             metrics: self.metrics.alerts.clone(),
@@ -549,6 +552,11 @@ impl Daemon {
                 stop: self.stop.clone(),
             };
             ctx.starting();
+            let queue = matches!(
+                source.kind,
+                crate::config::SourceKind::S3Sqs { .. } | crate::config::SourceKind::EventBridgeSqs { .. }
+            );
+            self.metrics.init_source(&source.name, queue);
             tracing::info!(source = %source.name, kind = source.kind.name(), "source started");
             let run = crate::sources::run(
                 ctx,

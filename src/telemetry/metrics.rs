@@ -193,6 +193,41 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Creates the series of a source at 0, so that a dashboard shows 0
+    /// rather than nothing and `increase()` sees the first event: a series
+    /// that appears at 1 hides it.
+    pub fn init_source(&self, name: &str, queue: bool) {
+        let s = &self.sources;
+        s.read.with_label_values(&[name]);
+        for outcome in ["ok", "error"] {
+            s.polls.with_label_values(&[name, outcome]);
+        }
+        s.set_aside.with_label_values(&[name]);
+        s.set_aside_dropped.with_label_values(&[name]);
+        if queue {
+            for outcome in ["transient", "interrupted", "permanent", "crash"] {
+                s.message_failures.with_label_values(&[name, outcome]);
+            }
+        }
+        let d = &self.detection;
+        d.duplicates.with_label_values(&[name]);
+        for reason in crate::detection::event::Reason::ALL {
+            d.rejected.with_label_values(&[name, reason.as_str()]);
+        }
+        let p = &self.pipeline;
+        p.events_in.with_label_values(&[name]);
+        p.channel_full.with_label_values(&[name]);
+        p.events_processed.with_label_values(&[name]);
+    }
+
+    /// Creates the series of an alert sink at 0 (see [`Metrics::init_source`]).
+    pub fn init_sink(&self, sink: &str) {
+        let a = &self.alerts;
+        for counter in [&a.delivered, &a.failed, &a.undeliverable, &a.rate_limited] {
+            counter.with_label_values(&[sink]);
+        }
+    }
+
     /// Registers every metric, with `cloudwarden_build_info` and process metrics.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
@@ -224,7 +259,7 @@ impl Metrics {
             "When the configuration was last loaded successfully (at start or by a reload), Unix seconds.",
         )?;
         last_reload.set(unix_now());
-        Ok(Metrics {
+        let metrics = Metrics {
             state: StateMetrics {
                 commits: r.counter_vec(
                     "cloudwarden_state_commits_total",
@@ -485,7 +520,15 @@ impl Metrics {
             reloads,
             last_reload,
             registry,
-        })
+        };
+        // Series with known label values start at 0 (see `init_source`).
+        for outcome in ["ok", "error"] {
+            metrics.state.commits.with_label_values(&[outcome]);
+        }
+        for kind in ["created", "repaired", "drift"] {
+            metrics.alarms.changes.with_label_values(&[kind]);
+        }
+        Ok(metrics)
     }
 
     /// The Prometheus text exposition of every metric.
@@ -571,7 +614,11 @@ mod tests {
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let mut parts = line.split_whitespace().skip(2);
             let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());
-            assert!(name.starts_with("cloudwarden_"), "{line}");
+            // The process collector's are the standard process_* names.
+            assert!(
+                name.starts_with("cloudwarden_") || name.starts_with("process_"),
+                "{line}"
+            );
             assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
         }
     }
