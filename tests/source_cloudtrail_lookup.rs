@@ -96,8 +96,13 @@ fn every_event_is_read_once_across_pages_a_kill_and_a_restart() {
         "killed after {new} of 1000 new events"
     );
     let dir = daemon.into_dir();
+    let restarted = std::time::Instant::now();
     let daemon = DaemonProcess::start_in(dir, &config(&server.endpoint(), "3s"), &[]);
     let alerts = wait_for(&path, Duration::from_secs(90), |a| all_alerted(a, 2000));
+    eprintln!(
+        "recovery after kill -9: cloudtrail_lookup every event alerted {:?} after restart (interval 3 s)",
+        restarted.elapsed()
+    );
     let events = by_event(&alerts);
     assert_eq!(events.len(), 2000, "every event alerted");
     let twice: Vec<_> = events.iter().filter(|(_, ids)| ids.len() > 1).collect();

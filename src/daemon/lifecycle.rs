@@ -554,7 +554,8 @@ impl Daemon {
             ctx.starting();
             let queue = matches!(
                 source.kind,
-                crate::config::SourceKind::S3Sqs { .. } | crate::config::SourceKind::EventBridgeSqs { .. }
+                crate::config::SourceKind::S3Sqs { .. }
+                    | crate::config::SourceKind::EventBridgeSqs { .. }
             );
             self.metrics.init_source(&source.name, queue);
             tracing::info!(source = %source.name, kind = source.kind.name(), "source started");

@@ -239,11 +239,7 @@ fn suppressions_drop_alerts_until_they_expire_and_count_by_rule() {
         Verdict::Deliver { summarised: false }
     );
     assert_eq!(
-        f.metrics
-            .alerts
-            .suppressed
-            .with_label_values(&["r1"])
-            .get(),
+        f.metrics.alerts.suppressed.with_label_values(&["r1"]).get(),
         1
     );
 }
