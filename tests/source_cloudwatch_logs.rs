@@ -137,8 +137,13 @@ fn reads_cloudtrail_from_a_log_group_counts_bad_lines_and_resumes_after_a_restar
         )
         .await;
     });
+    let restarted = std::time::Instant::now();
     let daemon = DaemonProcess::start_in(dir, &config(&moto, EVERY_TEST_EVENT, &source), &[]);
     let alerts = wait_for(&path, Duration::from_secs(60), |a| by_event(a).len() >= 150);
+    eprintln!(
+        "recovery after a restart: cloudwatch_logs the events written while down alerted {:?} after the start",
+        restarted.elapsed()
+    );
     std::thread::sleep(Duration::from_secs(2));
     let alerts = if alerts.len() >= 150 {
         read(&path)
