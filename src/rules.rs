@@ -70,6 +70,11 @@ pub fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<ReadProblem>) {
             });
         }
     }
+    // A file named twice (a folder in rules.paths also given on the command
+    // line, or a file inside a listed folder) is read once, not refused as a
+    // duplicate of itself.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|file| seen.insert(std::fs::canonicalize(file).unwrap_or_else(|_| file.clone())));
     (files, problems)
 }
 
@@ -253,6 +258,17 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    #[test]
+    fn a_rule_file_named_twice_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let rule = dir.path().join("r.yml");
+        std::fs::write(&rule, "title: t").unwrap();
+        let dotted = dir.path().join(".").join("r.yml");
+        let (files, problems) = discover(&[dir.path().to_owned(), rule.clone(), dotted]);
+        assert!(problems.is_empty());
+        assert_eq!(files, [rule]);
+    }
     use crate::detection::EngineConfig;
     use crate::detection::ruletest;
 
