@@ -88,6 +88,22 @@ fn exported(page: &str) -> BTreeSet<String> {
 fn every_metric_the_dashboard_and_alert_rules_use_is_exported() {
     let moto = Moto::start();
     let server = CloudTrailServer::start();
+    // Events that raise an alert, repeat it, and meet a suppression, so that
+    // the series labelled by rule exist.
+    for (id, user) in [("m-1", "tester"), ("m-2", "tester"), ("m-3", "quiet")] {
+        let time = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        server.add(
+            "us-east-1",
+            serde_json::json!({
+                "eventVersion": "1.08", "eventTime": time, "eventSource": "test.amazonaws.com",
+                "eventName": "DescribeThings", "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.10",
+                "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::123456789012:user/{user}"), "accountId": "123456789012"},
+                "eventID": id, "eventType": "AwsApiCall", "recipientAccountId": "123456789012"
+            }),
+        );
+    }
     let rt = runtime();
     let (queue, events, topic) = rt.block_on(async {
         let sdk = moto.sdk_config().await;
@@ -145,6 +161,10 @@ queue_url = "{events}"
 [[alerts.sns]]
 topic_arn = "{topic}"
 
+[[alerts.suppress]]
+reason = "a quiet user"
+principal = "arn:aws:iam::123456789012:user/quiet"
+
 [alarms]
 interval = "10s"
 
@@ -159,13 +179,19 @@ topic_arn = "{topic}"
         &moto.endpoint(),
         &extra,
         support::EVERY_TEST_EVENT,
-        support::EVERY_ALERT_TO_FILE,
+        "file = \"{dir}/alerts.jsonl\"\ndedup_window = \"1h\"\n",
         &sources,
     );
     let daemon = DaemonProcess::start(&config, &[]);
     daemon
         .wait_for_log("alarms reconciled", Duration::from_secs(60))
         .expect("a reconciler pass");
+    support::alerts::wait_for(
+        &daemon.dir().join("alerts.jsonl"),
+        Duration::from_secs(60),
+        |a| !a.is_empty(),
+    );
+    std::thread::sleep(Duration::from_secs(2));
     let page = get(daemon.admin_addr(), "/metrics").1;
     let exported = exported(&page);
 
