@@ -502,3 +502,61 @@ fn a_fifo_topic_gets_every_alert_with_group_and_deduplication_ids() {
     assert_eq!(events.len(), 25, "every alert delivered");
     assert!(events.values().all(|&n| n == 1), "none twice: {events:?}");
 }
+
+#[test]
+fn a_reload_changes_a_topics_route_in_place() {
+    let moto = Moto::start();
+    let rt = runtime();
+    let world = rt.block_on(World::new(&moto));
+    let now = jiff::Timestamp::now().as_millisecond();
+    rt.block_on(world.log(vec![record("before-1", "alice", now, 0)]));
+    // The test rule's alerts are low: a topic taking high and above gets none.
+    let text = config(
+        &moto,
+        &world.topic,
+        "file = \"{dir}/alerts.jsonl\"\ndedup_window = \"0s\"\n",
+        "",
+    );
+    let high = text.replace("min_level = \"low\"", "min_level = \"high\"");
+    let daemon = DaemonProcess::start(&high, &[]);
+    let admin = daemon.admin_addr();
+    let path = daemon.dir().join("alerts.jsonl");
+    support::alerts::wait_for(&path, Duration::from_secs(30), |a| !a.is_empty());
+    assert!(wait_delivered(admin, "file", Duration::from_secs(30)));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        rt.block_on(world.received()).is_empty(),
+        "below the topic's level"
+    );
+
+    let dir = daemon.dir().display().to_string();
+    std::fs::write(
+        daemon.dir().join("cloudwarden.toml"),
+        text.replace("{dir}", &dir),
+    )
+    .unwrap();
+    daemon.signal("HUP");
+    daemon
+        .wait_for_log("configuration reloaded", Duration::from_secs(10))
+        .expect("reloaded");
+    rt.block_on(world.log(vec![record("after-1", "bob", now, 0)]));
+    let started = Instant::now();
+    let mut received = Vec::new();
+    while received.is_empty() && started.elapsed() < Duration::from_secs(30) {
+        received.extend(rt.block_on(world.received()));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(received.len(), 1, "{received:#?}");
+    assert_eq!(
+        alert(&received[0])["event_id"],
+        "after-1",
+        "{:#}",
+        alert(&received[0])
+    );
+    assert!(
+        daemon
+            .wait_for_log("take effect only after a restart", Duration::ZERO)
+            .is_none(),
+        "a route change needs no restart"
+    );
+}

@@ -20,7 +20,7 @@ use crate::alerts::delivery::Delivery;
 use crate::alerts::noise::NoiseControl;
 use crate::alerts::outbox;
 use crate::alerts::sinks::sns_api::SnsClient;
-use crate::alerts::sinks::{FileSink, LogSink, Sink, SnsSink};
+use crate::alerts::sinks::{FileSink, LogSink, RouteHandle, Sink, SnsSink};
 use crate::aws::Clients;
 use crate::aws::rate::RateLimits;
 use crate::detection::Engine;
@@ -63,6 +63,8 @@ pub struct Daemon {
     reload: ReloadSlot,
     /// Suppressions and dedup windows, shared with detection.
     noise: Arc<NoiseControl>,
+    /// The routes of the SNS topics, by topic ARN, for a reload to replace.
+    routes: std::sync::Mutex<Vec<(String, RouteHandle)>>,
 }
 
 impl Daemon {
@@ -120,6 +122,7 @@ impl Daemon {
             started: config.clone(),
             reload: ReloadSlot::default(),
             noise: Arc::clone(&noise),
+            routes: std::sync::Mutex::default(),
         };
 
         let (events, receiver) = pipeline::channel(
@@ -316,8 +319,22 @@ impl Daemon {
         });
         self.noise.set_suppressions(&config.alerts.suppress);
         log_suppressions(&self.noise);
+        // Each running topic takes its new route (min_level, rules, tags).
+        let routes = self
+            .routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for topic in &config.alerts.sns {
+            if let Some((_, handle)) = routes.iter().find(|(arn, _)| *arn == topic.topic_arn) {
+                *handle
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Arc::new(crate::alerts::route::Route::of_topic(topic));
+            }
+        }
+        drop(routes);
         self.reloaded(true);
-        tracing::info!("configuration reloaded: rules and suppressions are in place");
+        tracing::info!("configuration reloaded: rules, suppressions and topic routes are in place");
         true
     }
 
@@ -457,9 +474,16 @@ impl Daemon {
         if let Some(path) = &config.alerts.file {
             sinks.push(Box::new(FileSink::new(path.clone())));
         }
+        let mut routes = Vec::new();
         for topic in &config.alerts.sns {
-            sinks.push(Box::new(SnsSink::new(Arc::clone(&sns), topic.clone())));
+            let sink = SnsSink::new(Arc::clone(&sns), topic.clone());
+            routes.push((topic.topic_arn.clone(), sink.route_handle()));
+            sinks.push(Box::new(sink));
         }
+        *self
+            .routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = routes;
         for sink in &sinks {
             self.metrics.init_sink(sink.name());
         }
@@ -678,7 +702,18 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     check("daemon", running.daemon == new.daemon);
     check("pipeline", running.pipeline == new.pipeline);
     check("sources", running.sources == new.sources);
-    check("alerts.sns", running.alerts.sns == new.alerts.sns);
+    // A topic's route (min_level, rules, tags) changes in place; which
+    // topics there are, and how each is written to, do not.
+    let fixed = |topics: &[crate::config::SnsSinkConfig]| {
+        topics
+            .iter()
+            .map(|t| (t.topic_arn.clone(), t.format, t.max_per_minute))
+            .collect::<Vec<_>>()
+    };
+    check(
+        "alerts.sns (topics, format, max_per_minute)",
+        fixed(&running.alerts.sns) == fixed(&new.alerts.sns),
+    );
     check("alerts.file", running.alerts.file == new.alerts.file);
     check(
         "alerts.dedup_window, alerts.aggregate, alerts.max_windows",

@@ -35,8 +35,8 @@ impl Sink for std::sync::Arc<Scripted> {
     fn name(&self) -> &str {
         self.name
     }
-    fn route(&self) -> &Route {
-        &self.route
+    fn route(&self) -> std::sync::Arc<Route> {
+        std::sync::Arc::new(self.route.clone())
     }
     fn per_minute(&self) -> Option<u32> {
         self.per_minute

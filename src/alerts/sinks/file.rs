@@ -14,7 +14,7 @@ use crate::detection::Alert;
 #[derive(Debug)]
 pub struct FileSink {
     path: PathBuf,
-    route: Route,
+    route: std::sync::Arc<Route>,
 }
 
 impl FileSink {
@@ -22,7 +22,7 @@ impl FileSink {
     pub fn new(path: PathBuf) -> FileSink {
         FileSink {
             path,
-            route: Route::all(),
+            route: std::sync::Arc::new(Route::all()),
         }
     }
 }
@@ -32,8 +32,8 @@ impl Sink for FileSink {
         "file"
     }
 
-    fn route(&self) -> &Route {
-        &self.route
+    fn route(&self) -> std::sync::Arc<Route> {
+        std::sync::Arc::clone(&self.route)
     }
 
     fn deliver<'a>(&'a self, alerts: &'a [&'a Alert]) -> Outcomes<'a> {

@@ -7,13 +7,13 @@ use crate::detection::Alert;
 /// Logs every alert.
 #[derive(Debug)]
 pub struct LogSink {
-    route: Route,
+    route: std::sync::Arc<Route>,
 }
 
 impl Default for LogSink {
     fn default() -> Self {
         LogSink {
-            route: Route::all(),
+            route: std::sync::Arc::new(Route::all()),
         }
     }
 }
@@ -23,8 +23,8 @@ impl Sink for LogSink {
         "log"
     }
 
-    fn route(&self) -> &Route {
-        &self.route
+    fn route(&self) -> std::sync::Arc<Route> {
+        std::sync::Arc::clone(&self.route)
     }
 
     fn deliver<'a>(&'a self, alerts: &'a [&'a Alert]) -> Outcomes<'a> {

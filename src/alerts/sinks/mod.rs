@@ -9,10 +9,11 @@ pub mod sns_api;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 pub use file::FileSink;
 pub use log::LogSink;
-pub use sns::SnsSink;
+pub use sns::{RouteHandle, SnsSink};
 
 use super::route::Route;
 use crate::aws::retry::ErrorClass;
@@ -47,8 +48,8 @@ pub trait Sink: Send + Sync {
     /// Its name in metrics, logs and outbox entries.
     fn name(&self) -> &str;
 
-    /// Which alerts it takes.
-    fn route(&self) -> &Route;
+    /// Which alerts it takes now (a configuration reload may change it).
+    fn route(&self) -> Arc<Route>;
 
     /// Alerts per minute at most, if limited.
     fn per_minute(&self) -> Option<u32> {

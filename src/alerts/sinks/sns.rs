@@ -2,7 +2,7 @@
 //! format, packed into PublishBatch calls of at most 10 messages and
 //! 262,144 bytes.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use super::sns_api::SnsApi;
 use super::{Outcome, Outcomes, Sink, SinkError};
@@ -28,11 +28,15 @@ const REFUSAL_CODES: &[&str] = &[
 /// A batch's bytes at most: SNS's limit, less room for what it may count that we do not.
 const BATCH_BYTES: usize = MAX_MESSAGE_BYTES - 4096;
 
+/// A topic's route, shared with whoever may replace it (a configuration
+/// reload): the sink reads the current one for each decision.
+pub type RouteHandle = Arc<RwLock<Arc<Route>>>;
+
 /// One topic.
 pub struct SnsSink<A> {
     api: Arc<A>,
     topic: SnsSinkConfig,
-    route: Route,
+    route: RouteHandle,
 }
 
 impl<A: SnsApi> SnsSink<A> {
@@ -40,9 +44,14 @@ impl<A: SnsApi> SnsSink<A> {
     pub fn new(api: Arc<A>, topic: SnsSinkConfig) -> SnsSink<A> {
         SnsSink {
             api,
-            route: Route::of_topic(&topic),
+            route: Arc::new(RwLock::new(Arc::new(Route::of_topic(&topic)))),
             topic,
         }
+    }
+
+    /// Where its route can be replaced while it runs.
+    pub fn route_handle(&self) -> RouteHandle {
+        Arc::clone(&self.route)
     }
 }
 
@@ -69,8 +78,8 @@ impl<A: SnsApi> Sink for SnsSink<A> {
         &self.topic.topic_arn
     }
 
-    fn route(&self) -> &Route {
-        &self.route
+    fn route(&self) -> Arc<Route> {
+        Arc::clone(&self.route.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn per_minute(&self) -> Option<u32> {
