@@ -200,8 +200,17 @@ pub fn load(
 /// `rules.disabled`, an SNS route or a suppression would otherwise silently
 /// do nothing), each with its key.
 pub(crate) fn unknown_ids(config: &Config, set: &RuleSet) -> Vec<(KeyPath, String)> {
-    let known =
-        |id: &str| set.ids.contains(id) || set.errors.iter().any(|e| e.id.as_deref() == Some(id));
+    // The alerts cloudwarden raises itself (alarm drift and wiring) have ids
+    // of their own that no rule file defines.
+    let internal = [
+        crate::alarms::task::DRIFT_RULE,
+        crate::alarms::task::WIRING_RULE,
+    ];
+    let known = |id: &str| {
+        internal.contains(&id)
+            || set.ids.contains(id)
+            || set.errors.iter().any(|e| e.id.as_deref() == Some(id))
+    };
     // Routes and suppressions match alerts by rule id; `rules.disabled`
     // also takes names.
     let unknown = |id: &str| {

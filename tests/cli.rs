@@ -263,7 +263,7 @@ disabled = ["iam_bb_user_created", "no-such-rule"]
 
 [[alerts.sns]]
 topic_arn = "arn:aws:sns:us-east-1:123456789012:alerts"
-rules = ["iam_bb_user_created"]
+rules = ["iam_bb_user_created", "cloudwarden-alarm-drift", "cloudwarden-alarm-wiring"]
 
 [[alerts.suppress]]
 reason = "typo"

@@ -85,6 +85,9 @@ impl std::fmt::Display for Change {
 /// Something wrong that a change cannot fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// Whether it is a definite wiring problem (alerted when it appears),
+    /// not a failure to check or a name taken by someone else's object.
+    pub certain: bool,
     /// What it is about.
     pub subject: String,
     /// What is wrong and what to do.
@@ -163,6 +166,7 @@ pub async fn plan<A: AlarmsApi>(
                 {
                     plan.foreign.push(("metric filter", e.name.clone()));
                     plan.findings.push(Finding {
+                        certain: false,
                         subject: format!("metric filter {}", e.name),
                         message: "exists and is not cloudwarden's; left alone".to_owned(),
                     });
@@ -195,6 +199,7 @@ pub async fn plan<A: AlarmsApi>(
             {
                 plan.foreign.push(("alarm", e.alarm.name.clone()));
                 plan.findings.push(Finding {
+                    certain: false,
                     subject: format!("alarm {}", e.alarm.name),
                     message: "exists and is not cloudwarden's (its description lacks the marker); left alone; rename the declared alarm or delete this one".to_owned(),
                 });
@@ -334,11 +339,13 @@ async fn wiring<A: AlarmsApi>(api: &A, group: &str, topic: &str) -> Vec<Finding>
     let subject = format!("topic {topic}");
     match api.confirmed_subscriptions(topic).await {
         Ok(0) => findings.push(Finding {
+            certain: true,
             subject: subject.clone(),
             message: "has no confirmed subscription: alarms notify nobody".to_owned(),
         }),
         Ok(_) => {}
         Err(err) => findings.push(Finding {
+            certain: false,
             subject: subject.clone(),
             message: format!("its subscriptions cannot be listed: {err}"),
         }),
@@ -350,12 +357,14 @@ async fn wiring<A: AlarmsApi>(api: &A, group: &str, topic: &str) -> Vec<Finding>
                 .and_then(|p| serde_json::from_str::<Value>(p).ok());
             if !policy.as_ref().is_some_and(allows_cloudwatch) {
                 findings.push(Finding {
+                    certain: true,
                     subject,
                     message: "its access policy does not let cloudwatch.amazonaws.com publish (sns:Publish): alarms cannot notify".to_owned(),
                 });
             }
         }
         Err(err) => findings.push(Finding {
+            certain: false,
             subject,
             message: format!("cannot be read: {err}"),
         }),
@@ -375,6 +384,7 @@ async fn wiring<A: AlarmsApi>(api: &A, group: &str, topic: &str) -> Vec<Finding>
                 .collect();
             if feeding.is_empty() {
                 findings.push(Finding {
+                    certain: true,
                     subject: format!("log group {group}"),
                     message: "no trail delivers to it: the metric filters count nothing (set the trail's CloudWatch Logs log group)".to_owned(),
                 });
@@ -385,10 +395,12 @@ async fn wiring<A: AlarmsApi>(api: &A, group: &str, topic: &str) -> Vec<Finding>
                 match api.trail_logging(trail).await {
                     Ok(true) => {}
                     Ok(false) => findings.push(Finding {
+                        certain: true,
                         subject: format!("trail {trail}"),
                         message: format!("delivers to log group {group} but is not logging (GetTrailStatus): the metric filters count nothing until it is started again"),
                     }),
                     Err(err) => findings.push(Finding {
+                        certain: false,
                         subject: format!("trail {trail}"),
                         message: format!("cannot tell whether it is logging: {err}"),
                     }),
@@ -396,6 +408,7 @@ async fn wiring<A: AlarmsApi>(api: &A, group: &str, topic: &str) -> Vec<Finding>
             }
         }
         Err(err) => findings.push(Finding {
+            certain: false,
             subject: format!("log group {group}"),
             message: format!("cannot tell whether a trail delivers to it: {err}"),
         }),

@@ -96,7 +96,10 @@ impl<A: AlarmsApi> Reconciler<A> {
     async fn alert_findings(&self, findings: &[reconcile::Finding]) {
         let state = self.state.clone();
         let keys = Arc::clone(&self.keys);
-        let findings = findings.to_vec();
+        // Only definite problems alert: a check that failed (throttling, a
+        // passing error) is logged and counted, and would come and go.
+        let findings: Vec<reconcile::Finding> =
+            findings.iter().filter(|f| f.certain).cloned().collect();
         let raised = tokio::task::spawn_blocking(move || {
             state.write(|txn| {
                 let now_ms = SystemTime::now()

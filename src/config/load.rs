@@ -175,7 +175,8 @@ pub(super) fn service_links(names: impl Iterator<Item = String>) -> Vec<String> 
 /// single underscore-separated name like these at the top level, and
 /// nested keys use `__`, so nothing real is ignored.
 fn is_service_link(key: &str) -> bool {
-    if key.contains("__") {
+    // Nested keys are `__` in the variable and `.` once figment has split it.
+    if key.contains("__") || key.contains('.') {
         return false;
     }
     let parts: Vec<&str> = key.split('_').collect();

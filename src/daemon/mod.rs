@@ -35,7 +35,16 @@ pub async fn run(config: Config, location: ConfigLocation) -> Result<(), DaemonE
         };
         match asked {
             signals::Asked::Stop(signal) => break signal,
-            signals::Asked::Reload => reload(&daemon, &location),
+            // Reading and compiling rules blocks: let the other workers go on.
+            signals::Asked::Reload => {
+                let multi = tokio::runtime::Handle::current().runtime_flavor()
+                    == tokio::runtime::RuntimeFlavor::MultiThread;
+                if multi {
+                    tokio::task::block_in_place(|| reload(&daemon, &location));
+                } else {
+                    reload(&daemon, &location);
+                }
+            }
         }
     };
     tracing::info!(reason, grace = %humantime::format_duration(grace), "shutting down");

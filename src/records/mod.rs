@@ -124,6 +124,10 @@ pub fn read_records(
     }
 }
 
+/// What the read's last rejection says when decompression reached
+/// [`Limits::decompressed_bytes`].
+pub const DECOMPRESSED_LIMIT: &str = "bytes once decompressed, the limit";
+
 /// A reader that fails once it has handed out `limit` bytes and has more.
 struct Bounded<R> {
     inner: R,
@@ -142,7 +146,7 @@ impl<R: Read> Read for Bounded<R> {
             return match self.inner.read(&mut probe)? {
                 0 => Ok(0),
                 _ => Err(std::io::Error::other(format!(
-                    "more than {} bytes once decompressed, the limit",
+                    "more than {} {DECOMPRESSED_LIMIT}",
                     self.limit
                 ))),
             };

@@ -298,10 +298,18 @@ async fn with_heartbeat<Q: QueueApi, T>(
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .clone();
-                for (id, receipt) in held {
-                    if let Err(err) = queue.extend_visibility(url, &receipt, visibility).await {
-                        tracing::warn!(message = %id, error = %err, "cannot extend the message's visibility; another reader may get it (its records are dropped as duplicates)");
+                // A slow SQS must not hold the batch's work for long: a tick
+                // gets a third of the timeout, and what it did not extend the
+                // next tick does, still within the timeout.
+                let extend = async {
+                    for (id, receipt) in held {
+                        if let Err(err) = queue.extend_visibility(url, &receipt, visibility).await {
+                            tracing::warn!(message = %id, error = %err, "cannot extend the message's visibility; another reader may get it (its records are dropped as duplicates)");
+                        }
                     }
+                };
+                if tokio::time::timeout(every, extend).await.is_err() {
+                    tracing::warn!("extending the batch's visibility took longer than a heartbeat; going on");
                 }
             }
         }

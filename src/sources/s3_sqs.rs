@@ -25,7 +25,7 @@ use crate::aws::retry::Backoff;
 use crate::detection::event::{Format, Reason};
 use crate::detection::sigma::document::LogSource;
 use crate::pipeline::{self, Batch};
-use crate::records::{Flow, Limits, read_records};
+use crate::records::{DECOMPRESSED_LIMIT, Flow, Limits, read_records};
 
 /// One object a message announces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,7 +297,7 @@ async fn handle<A: ObjectApi>(
             continue;
         }
         if let Err(failure) = read_object(ctx, api, settings, object, &batch, logsource).await {
-            if let ReadFailure::Permanent(_) = &failure {
+            if let ReadFailure::Permanent(_) | ReadFailure::TooLarge(_) = &failure {
                 // The records before the failure are committed before the
                 // message can be set aside and deleted, so none is lost.
                 drop(batch);
@@ -334,6 +334,9 @@ enum ReadFailure {
     },
     /// This object cannot be read as it is: malformed, denied, missing.
     Permanent(String),
+    /// This object is larger than the source reads, and always will be:
+    /// set aside now rather than read again up to the limit each attempt.
+    TooLarge(String),
     /// Shutdown, or the pipeline stopped.
     Interrupted(String),
 }
@@ -343,6 +346,7 @@ impl From<ReadFailure> for Outcome {
         match failure {
             ReadFailure::Transient { reason, detail } => Outcome::Transient { reason, detail },
             ReadFailure::Permanent(why) => Outcome::Failed(why),
+            ReadFailure::TooLarge(why) => Outcome::SetAside(why),
             ReadFailure::Interrupted(why) => Outcome::Interrupted(why),
         }
     }
@@ -403,7 +407,7 @@ async fn read_object<A: ObjectApi>(
     let url = format!("s3://{}/{}", object.bucket, object.key);
     if let Some(size) = size.and_then(|s| u64::try_from(s).ok()) {
         if size > settings.max_object_bytes {
-            return Err(ReadFailure::Permanent(format!(
+            return Err(ReadFailure::TooLarge(format!(
                 "{url}: {size} bytes, more than max_object_bytes ({})",
                 settings.max_object_bytes
             )));
@@ -448,6 +452,8 @@ async fn read_object<A: ObjectApi>(
                             reason: "s3 GetObject failing (the download broke off)".to_owned(),
                             detail,
                         }
+                    } else if rejection.detail.contains(DECOMPRESSED_LIMIT) {
+                        ReadFailure::TooLarge(detail)
                     } else {
                         ReadFailure::Permanent(detail)
                     });
