@@ -135,6 +135,7 @@ fn every_metric_the_dashboard_and_alert_rules_use_is_exported() {
             topic.topic_arn().unwrap().to_owned(),
         )
     });
+    let missing = events.replace("/events", "/no-such-queue");
     let sources = format!(
         r#"[[sources]]
 kind = "cloudtrail_lookup"
@@ -157,6 +158,13 @@ queue_url = "{queue}"
 kind = "eventbridge_sqs"
 name = "events"
 queue_url = "{events}"
+
+# A queue that does not exist: AWS errors are counted as they happen, so
+# one source that fails makes the error series exist.
+[[sources]]
+kind = "eventbridge_sqs"
+name = "missing"
+queue_url = "{missing}"
 
 [[alerts.sns]]
 topic_arn = "{topic}"
