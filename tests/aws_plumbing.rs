@@ -4,7 +4,7 @@
 mod support;
 
 use cloudwarden::aws::retry::ErrorClass;
-use cloudwarden::aws::{AwsError, caller_identity};
+use cloudwarden::aws::{AwsError, Clients, caller_identity};
 use cloudwarden::config::AwsConfig;
 use cloudwarden::telemetry::Metrics;
 use support::moto::{Moto, free_port, sdk_config_for};
@@ -43,7 +43,13 @@ async fn every_client_reaches_the_configured_endpoint() {
     assert!(trails.trail_list().is_empty());
 
     let metrics = Metrics::new().unwrap();
-    let identity = caller_identity(&sdk, &metrics.aws).await.unwrap();
+    let identity = caller_identity(&Clients::new(
+        sdk.clone(),
+        Default::default(),
+        metrics.aws.clone(),
+    ))
+    .await
+    .unwrap();
     assert_eq!(identity.account, support::MOTO_ACCOUNT);
     let calls = metrics
         .aws
@@ -84,7 +90,13 @@ async fn an_unreachable_endpoint_is_transient_and_counted() {
     };
     let sdk = sdk_config_for(&settings).await;
     let metrics = Metrics::new().unwrap();
-    let err = caller_identity(&sdk, &metrics.aws).await.unwrap_err();
+    let err = caller_identity(&Clients::new(
+        sdk.clone(),
+        Default::default(),
+        metrics.aws.clone(),
+    ))
+    .await
+    .unwrap_err();
     assert_eq!(err.class, ErrorClass::Transient, "{err}");
     assert_eq!(err.code, "dispatch", "{err}");
     let errors = metrics

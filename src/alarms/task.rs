@@ -261,8 +261,7 @@ fn declaration_hash(item: &Item) -> u64 {
 /// The alert about a wiring problem that appeared: the alarms exist but
 /// would not notify anyone, or count nothing.
 fn wiring_alert(finding: &reconcile::Finding) -> Alert {
-    Alert {
-        id: None,
+    OwnAlert {
         rule: AlertRule {
             id: WIRING_RULE.to_owned(),
             title: "CloudWatch Alarms Cannot Do Their Job".to_owned(),
@@ -279,25 +278,11 @@ fn wiring_alert(finding: &reconcile::Finding) -> Alert {
             ],
             references: vec![],
         },
-        kind: AlertKind::Match,
-        correlation: None,
-        event_time: None,
-        event_id: None,
-        event_source: Some("monitoring.amazonaws.com".into()),
-        event_name: None,
-        principal: None,
-        account: None,
-        region: None,
-        source_ip: None,
-        user_agent: None,
-        source: Some("alarms".to_owned()),
-        origin: Some(finding.subject.clone()),
+        origin: finding.subject.clone(),
         dedup_key: format!("{WIRING_RULE}|{}", finding.subject),
-        events: vec![],
-        correlated_events: vec![],
-        repeats: None,
-        trimmed: vec![],
+        event_source: "monitoring.amazonaws.com",
     }
+    .alert()
 }
 
 /// The alert about a filter or alarm changed or deleted outside cloudwarden.
@@ -315,8 +300,7 @@ fn drift_alert(change: &Change) -> Alert {
             change.reasons.join("; ")
         ),
     };
-    Alert {
-        id: None,
+    OwnAlert {
         rule: AlertRule {
             id: DRIFT_RULE.to_owned(),
             title: "CloudWatch Alarm Or Metric Filter Changed Outside cloudwarden".to_owned(),
@@ -328,26 +312,48 @@ fn drift_alert(change: &Change) -> Alert {
             falsepositives: vec!["An administrator editing a managed alarm by hand instead of in cloudwarden's configuration".to_owned()],
             references: vec![],
         },
-        kind: AlertKind::Match,
-        correlation: None,
-        event_time: None,
-        event_id: None,
-        event_source: Some(match change.item {
-            Item::Filter(_) => "logs.amazonaws.com".into(),
-            Item::Alarm(_) => "monitoring.amazonaws.com".into(),
-        }),
-        event_name: None,
-        principal: None,
-        account: None,
-        region: None,
-        source_ip: None,
-        user_agent: None,
-        source: Some("alarms".to_owned()),
-        origin: Some(format!("{} {}", change.item.kind(), change.item.name())),
+        origin: format!("{} {}", change.item.kind(), change.item.name()),
         dedup_key: format!("{DRIFT_RULE}|{}|{}", change.item.kind(), change.item.name()),
-        events: vec![],
-        correlated_events: vec![],
-        repeats: None,
-        trimmed: vec![],
+        event_source: match change.item {
+            Item::Filter(_) => "logs.amazonaws.com",
+            Item::Alarm(_) => "monitoring.amazonaws.com",
+        },
+    }
+    .alert()
+}
+
+/// An alert cloudwarden raises about the alarms it keeps, not about an
+/// event: what differs between drift and wiring alerts, the rest shared.
+struct OwnAlert {
+    rule: AlertRule,
+    origin: String,
+    dedup_key: String,
+    event_source: &'static str,
+}
+
+impl OwnAlert {
+    fn alert(self) -> Alert {
+        Alert {
+            id: None,
+            rule: self.rule,
+            kind: AlertKind::Match,
+            correlation: None,
+            event_time: None,
+            event_id: None,
+            event_source: Some(self.event_source.into()),
+            event_name: None,
+            principal: None,
+            account: None,
+            region: None,
+            source_ip: None,
+            user_agent: None,
+            source: Some("alarms".to_owned()),
+            origin: Some(self.origin),
+            dedup_key: self.dedup_key,
+            events: vec![],
+            correlated_events: vec![],
+            repeats: None,
+            trimmed: vec![],
+        }
     }
 }

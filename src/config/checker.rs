@@ -198,15 +198,7 @@ pub(super) fn origin(
         return Origin::Env { var: key.env_var() };
     }
     let layer = || match overlay {
-        Some(overlay)
-            if Figment::from(
-                <figment::providers::Toml as figment::providers::Format>::string(overlay.text),
-            )
-            .find_value(&key.figment_key())
-            .is_ok() =>
-        {
-            Origin::Layer { name: overlay.name }
-        }
+        Some(overlay) if overlay.sets(&key.figment_key()) => Origin::Layer { name: overlay.name },
         _ => Origin::Default,
     };
     let Some(file) = file else {

@@ -25,6 +25,15 @@ pub struct Overlay {
     pub text: &'static str,
 }
 
+impl Overlay {
+    /// Whether this layer sets `key` (a figment key path).
+    pub fn sets(&self, key: &str) -> bool {
+        Figment::from(Toml::string(self.text))
+            .find_value(key)
+            .is_ok()
+    }
+}
+
 /// The layers `CLOUDWARDEN_DEFAULTS` can name.
 pub const OVERLAYS: [Overlay; 2] = [
     Overlay {

@@ -94,13 +94,8 @@ fn source(
             .to_string();
         }
     }
-    if let Some(overlay) = overlay {
-        let layer = Figment::from(
-            <figment::providers::Toml as figment::providers::Format>::string(overlay.text),
-        );
-        if layer.find_value(&key.figment_key()).is_ok() {
-            return Origin::Layer { name: overlay.name }.to_string();
-        }
+    if let Some(overlay) = overlay.filter(|o| o.sets(&key.figment_key())) {
+        return Origin::Layer { name: overlay.name }.to_string();
     }
     "built-in default".to_owned()
 }

@@ -146,9 +146,9 @@ impl Daemon {
         daemon.spawn_window_sweeper(noise, Arc::clone(&keys), Arc::clone(&outbox));
         daemon.spawn_alarms(&config, clients.clone(), keys, Arc::clone(&outbox));
         daemon.spawn_delivery(&config, outbox, sns, detection_done);
-        daemon.start_sources(&config, events, clients);
+        daemon.start_sources(&config, events, clients.clone());
         daemon.spawn_housekeeping();
-        daemon.spawn_identity_check(sdk);
+        daemon.spawn_identity_check(clients);
         if std::env::var_os(FAIL_STATE_WRITES).is_some() {
             tracing::warn!(
                 variable = FAIL_STATE_WRITES,
@@ -626,12 +626,12 @@ impl Daemon {
 
     /// Logs which AWS account the daemon watches; a failure is a warning, not fatal,
     /// because sources report their own access problems as they poll.
-    fn spawn_identity_check(&self, sdk: SdkConfig) {
-        let (metrics, stop) = (self.metrics.aws.clone(), self.stop.clone());
+    fn spawn_identity_check(&self, clients: Clients) {
+        let stop = self.stop.clone();
         self.tasks.spawn(async move {
             tokio::select! {
                 () = stop.cancelled() => {}
-                identity = crate::aws::caller_identity(&sdk, &metrics) => match identity {
+                identity = crate::aws::caller_identity(&clients) => match identity {
                     Ok(identity) => tracing::info!(account = %identity.account, principal = %identity.arn, "watching AWS account"),
                     Err(err) => tracing::warn!(error = %err, "cannot determine the AWS identity; check credentials and aws.endpoint_url"),
                 },

@@ -239,7 +239,7 @@ struct Streaming<'a> {
 
 /// `{"Records": [...], ...}`: the records array is streamed, other keys skipped.
 fn trail_file(scanner: &mut Scanner<'_>, state: &mut Streaming<'_>) -> Result<(), Framing> {
-    scanner.expect(b'{')?;
+    scanner.require(b'{')?;
     if scanner.peek()? == Some(b'}') {
         scanner.bump();
         return Ok(());
@@ -248,7 +248,7 @@ fn trail_file(scanner: &mut Scanner<'_>, state: &mut Streaming<'_>) -> Result<()
     loop {
         // Keys of interest are short; a long key is cut to its first bytes.
         scanner.value(KEY_BYTES, &mut key)?;
-        scanner.expect(b':')?;
+        scanner.require(b':')?;
         if key == b"\"Records\"" && !state.stopped {
             elements(scanner, state)?;
             if state.stopped {
@@ -270,7 +270,7 @@ const KEY_BYTES: usize = 64;
 
 /// `[...]`, each element handed to the callback in turn.
 fn elements(scanner: &mut Scanner<'_>, state: &mut Streaming<'_>) -> Result<(), Framing> {
-    scanner.expect(b'[')?;
+    scanner.require(b'[')?;
     if scanner.peek()? == Some(b']') {
         scanner.bump();
         return Ok(());

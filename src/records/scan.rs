@@ -65,7 +65,8 @@ impl<'r> Scanner<'r> {
                 }
             }
         }
-        // Filled above; asking again returns the same buffer without reading.
+        // Filled above: asking again returns the same buffer, and reads
+        // (nothing) again only when it is empty, at the end of the input.
         self.input.fill_buf().map_err(|source| Framing::Io {
             source,
             at: self.at,
@@ -124,7 +125,7 @@ impl<'r> Scanner<'r> {
     }
 
     /// Takes `byte`, or says what came instead.
-    pub fn expect(&mut self, byte: u8) -> Result<(), Framing> {
+    pub fn require(&mut self, byte: u8) -> Result<(), Framing> {
         let expected = match byte {
             b'{' => "`{`",
             b'[' => "`[`",

@@ -477,10 +477,7 @@ impl ObjectApi for Aws {
     }
 
     async fn watched_account(&self) -> Result<String, AwsError> {
-        let client = self.clients.sts();
-        let call = client.get_caller_identity().send();
-        let out = self.clients.call("sts", "GetCallerIdentity", call).await?;
-        Ok(out.account().unwrap_or_default().to_owned())
+        Ok(crate::aws::caller_identity(&self.clients).await?.account)
     }
 }
 
