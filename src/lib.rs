@@ -15,6 +15,10 @@
 //! - [`daemon`] starts the tasks in order and owns the one shutdown path.
 //! - [`pipeline`] is the bounded channel events travel through.
 //! - [`detection`] turns events into alerts.
+//! - [`posture`] checks trails, security groups and IAM, and keeps declared
+//!   settings in place.
+//! - [`response`] acts on alerts and findings: dry run first, guarded,
+//!   journaled.
 //! - [`state`] is the embedded store every stateful part uses.
 //! - [`telemetry`] is metrics, health, readiness and logging.
 //! - [`aws`] configures SDK clients and decides what is retriable.
@@ -34,8 +38,10 @@ pub mod config;
 pub mod daemon;
 pub mod detection;
 pub mod pipeline;
+pub mod posture;
 pub mod records;
 pub mod replay;
+pub mod response;
 pub mod rules;
 pub mod sources;
 pub mod state;

@@ -205,9 +205,13 @@ pub(crate) fn unknown_ids(config: &Config, set: &RuleSet) -> Vec<(KeyPath, Strin
     let internal = [
         crate::alarms::task::DRIFT_RULE,
         crate::alarms::task::WIRING_RULE,
+        crate::posture::task::CHANGE_RULE,
+        crate::response::worker::RESPONSE_RULE,
     ];
+    // Posture findings alert under their check's id.
     let known = |id: &str| {
         internal.contains(&id)
+            || crate::posture::catalog::find(id).is_some()
             || set.ids.contains(id)
             || set.errors.iter().any(|e| e.id.as_deref() == Some(id))
     };
@@ -247,7 +251,56 @@ pub(crate) fn unknown_ids(config: &Config, set: &RuleSet) -> Vec<(KeyPath, Strin
             found.push((key, unknown(id)));
         }
     }
+    for (i, action) in config.response.actions.iter().enumerate() {
+        for (j, id) in action.rules.iter().enumerate() {
+            let key = KeyPath::root("response")
+                .key("actions")
+                .index(i)
+                .key("rules")
+                .index(j);
+            match set.rules.iter().find(|r| r.meta.id == *id) {
+                None if !known(id) => found.push((key, unknown(id))),
+                None => {}
+                Some(rule) => {
+                    if let Some(problem) = cannot_feed(action.action, rule) {
+                        found.push((key, problem));
+                    }
+                }
+            }
+        }
+    }
     found
+}
+
+/// Why `rule`'s alerts cannot give `action` what it needs, when the
+/// eventNames the rule requires tell: none of them carries the field.
+fn cannot_feed(action: crate::response::actions::Action, rule: &CompiledRule) -> Option<String> {
+    let (field, events) = action.needs();
+    let events = events?;
+    let required = rule.detection.required_values();
+    let names = required
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("eventName"))
+        .map(|(_, v)| v)?;
+    let carries = names.iter().any(|name| {
+        events
+            .iter()
+            .any(|e| e.as_bytes().eq_ignore_ascii_case(name))
+    });
+    if carries {
+        return None;
+    }
+    let listed: Vec<String> = names
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    Some(format!(
+        "{} needs {field}, which only {} events carry; rule \"{}\" matches {}",
+        action.name(),
+        events.join(", "),
+        rule.meta.id,
+        listed.join(", ")
+    ))
 }
 
 /// The rules that no configured source feeds, by their `logsource`: they

@@ -176,6 +176,14 @@ principal = "arn:aws:iam::123456789012:user/quiet"
 [alarms]
 interval = "10s"
 
+[posture]
+enabled = true
+regions = ["us-east-1"]
+
+[[response.actions]]
+action = "quarantine_principal"
+rules = ["7c2e9b14-5d3a-4f8e-a6b1-0e9d8c7f6a51"]
+
 [alarms.cis]
 enabled = true
 log_group = "trail-logs"
@@ -194,6 +202,9 @@ topic_arn = "{topic}"
     daemon
         .wait_for_log("alarms reconciled", Duration::from_secs(60))
         .expect("a reconciler pass");
+    daemon
+        .wait_for_log("posture swept", Duration::from_secs(60))
+        .expect("a posture sweep");
     support::alerts::wait_for(
         &daemon.dir().join("alerts.jsonl"),
         Duration::from_secs(60),

@@ -80,7 +80,13 @@ fn rules_list_shows_ids_titles_levels_and_markdown() {
     let (stdout, _) = out(&output);
     assert_eq!(output.status.code(), Some(0));
     assert!(stdout.starts_with("# Rules"), "{stdout}");
-    assert!(stdout.contains("| id | title | level | kind | tags |"));
+    assert!(stdout.contains("| id | title | level | ATT&CK technique | kind |"));
+    assert!(stdout.contains("## iam ("), "grouped by area: {stdout}");
+    assert!(
+        stdout.contains("| T1098"),
+        "techniques from the attack tags"
+    );
+    assert!(stdout.contains("## Precision"));
     let (_dir, config) = no_builtin();
     let output = run(
         &["rules", "list", "--config", &config, &fixtures("good")],

@@ -353,6 +353,8 @@ impl OwnAlert {
             events: vec![],
             correlated_events: vec![],
             repeats: None,
+            posture: None,
+            response: None,
             trimmed: vec![],
         }
     }

@@ -17,6 +17,7 @@ pub struct Suppression {
     config: SuppressionConfig,
     principal: Option<WildMatch>,
     user_agent: Option<WildMatch>,
+    resource: Option<WildMatch>,
     /// The reason, cut to a length fit for a metric label.
     label: String,
 }
@@ -30,6 +31,7 @@ impl Suppression {
         Suppression {
             principal: config.principal.as_deref().map(WildMatch::new),
             user_agent: config.user_agent.as_deref().map(WildMatch::new),
+            resource: config.resource.as_deref().map(WildMatch::new),
             label: config.reason.chars().take(LABEL_CHARS).collect(),
             config,
         }
@@ -75,6 +77,10 @@ impl Suppression {
             && text_is(&c.account, alert.account.as_deref())
             && pattern(&self.principal, alert.principal.as_deref())
             && pattern(&self.user_agent, alert.user_agent.as_deref())
+            && pattern(
+                &self.resource,
+                alert.posture.as_ref().map(|p| p.resource.as_str()),
+            )
             && ip
     }
 }
@@ -96,6 +102,7 @@ mod tests {
             source_ip: None,
             account: None,
             user_agent: None,
+            resource: None,
             expires: None,
         }
     }

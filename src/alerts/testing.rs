@@ -34,6 +34,8 @@ pub fn alert(id: &str) -> Alert {
         events: vec![],
         correlated_events: vec![],
         repeats: None,
+        posture: None,
+        response: None,
         trimmed: vec![],
     }
 }

@@ -31,9 +31,11 @@ impl std::fmt::Debug for Clients {
 }
 
 /// Services whose endpoint `aws.endpoints` can override.
-pub const SERVICES: [&str; 7] = [
+pub const SERVICES: [&str; 9] = [
     "cloudtrail",
     "cloudwatch",
+    "ec2",
+    "iam",
     "logs",
     "s3",
     "sns",
@@ -136,6 +138,26 @@ impl Clients {
             config = config.endpoint_url(url);
         }
         aws_sdk_sts::Client::from_conf(config.build())
+    }
+
+    /// An EC2 client for `region`.
+    pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        let mut config =
+            aws_sdk_ec2::config::Builder::from(&self.sdk).region(Region::new(region.to_owned()));
+        if let Some(url) = self.endpoint("ec2") {
+            config = config.endpoint_url(url);
+        }
+        aws_sdk_ec2::Client::from_conf(config.build())
+    }
+
+    /// An IAM client (IAM is global; its endpoint is in us-east-1 in the
+    /// commercial partition, which the SDK resolves).
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        let mut config = aws_sdk_iam::config::Builder::from(&self.sdk);
+        if let Some(url) = self.endpoint("iam") {
+            config = config.endpoint_url(url);
+        }
+        aws_sdk_iam::Client::from_conf(config.build())
     }
 
     /// An SNS client for `region`.

@@ -13,8 +13,10 @@ use clap::{Args, Parser, Subcommand};
 mod alarms;
 mod docs;
 mod healthcheck;
+mod posture;
 mod queue;
 mod replay;
+mod response;
 mod rules;
 
 use crate::EXIT_CONFIG;
@@ -89,6 +91,16 @@ enum Command {
     /// Show or make the changes that bring CloudWatch alarms to their declared state.
     #[command(subcommand)]
     Alarms(AlarmsCommand),
+    /// Check the account's trails, security groups and IAM once, or show
+    /// or make the changes declared settings need.
+    #[command(subcommand)]
+    Posture(PostureCommand),
+    /// List the response actions taken, or undo one.
+    ///
+    /// Both read the state file, which the running daemon holds: stop the
+    /// daemon first.
+    #[command(subcommand)]
+    Response(ResponseCommand),
     /// List or send back the queue messages the queue sources set aside.
     ///
     /// Both read the state file, which the running daemon holds: stop the
@@ -216,6 +228,66 @@ enum AlarmsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum PostureCommand {
+    /// Sweep once and print the findings.
+    ///
+    /// Exits 0 when no finding is at or above --fail-on, 3 when one is, 1
+    /// when a part of the account could not be read.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// How to print the findings.
+        #[arg(long, value_enum, default_value = "text")]
+        format: posture::Format,
+        /// The lowest severity that makes the exit code 3.
+        #[arg(long, default_value = "high", value_parser = parse_level)]
+        fail_on: crate::detection::Level,
+    },
+    /// Print the changes [posture.cloudtrail.ensure] and
+    /// [[posture.security_groups.declared]] need; change nothing.
+    ///
+    /// Exits 0 when nothing would change, 2 when something would.
+    Plan {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Make those changes once and print them.
+    Apply {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ResponseCommand {
+    /// The journal: each action, its mode, outcome, target and undo.
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// How far back.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        /// How to print it.
+        #[arg(long, value_enum, default_value = "text")]
+        format: response::Format,
+    },
+    /// Put back what one action changed (re-authorize the revoked rule,
+    /// re-attach the policy, re-activate the key, remove the quarantine).
+    Undo {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The action's id, from `response list` or its alert.
+        id: String,
+    },
+}
+
+fn parse_level(text: &str) -> Result<crate::detection::Level, String> {
+    text.parse().map_err(|_| {
+        format!("unknown level \"{text}\" (expected informational, low, medium, high or critical)")
+    })
+}
+
+#[derive(Debug, Subcommand)]
 enum QueueCommand {
     /// Show every message set aside: id, when, receives, size and why.
     ListSetAside {
@@ -329,6 +401,34 @@ pub fn main() -> ExitCode {
         },
         Command::Alarms(AlarmsCommand::Apply { config }) => match load(&config.location()) {
             Ok(config) => alarms::plan(&config, true),
+            Err(code) => code,
+        },
+        Command::Posture(PostureCommand::Check {
+            config,
+            format,
+            fail_on,
+        }) => match load(&config.location()) {
+            Ok(config) => posture::check(&config, format, fail_on),
+            Err(code) => code,
+        },
+        Command::Response(ResponseCommand::List {
+            config,
+            since,
+            format,
+        }) => match load(&config.location()) {
+            Ok(config) => response::list(&config, since, format),
+            Err(code) => code,
+        },
+        Command::Response(ResponseCommand::Undo { config, id }) => match load(&config.location()) {
+            Ok(config) => response::undo(&config, &id),
+            Err(code) => code,
+        },
+        Command::Posture(PostureCommand::Plan { config }) => match load(&config.location()) {
+            Ok(config) => posture::plan(&config, false),
+            Err(code) => code,
+        },
+        Command::Posture(PostureCommand::Apply { config }) => match load(&config.location()) {
+            Ok(config) => posture::plan(&config, true),
             Err(code) => code,
         },
         Command::Alarms(AlarmsCommand::TestPattern { pattern, files }) => {

@@ -29,7 +29,7 @@ pub enum ListFormat {
     Json,
 }
 
-fn open(config: &Config) -> Result<StateStore, ExitCode> {
+pub(super) fn open(config: &Config) -> Result<StateStore, ExitCode> {
     StateStore::open(&config.state.path).map_err(|err| {
         match err {
             StateError::Locked { .. } => eprintln!(

@@ -106,6 +106,7 @@ fn suppression(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<Suppre
     let source_ip = c.parsed(&k.key("source_ip"), &e.source_ip, ip_or_cidr);
     let account = c.parsed(&k.key("account"), &e.account, formats::account_id);
     let user_agent = c.parsed(&k.key("user_agent"), &e.user_agent, formats::non_empty);
+    let resource = c.parsed(&k.key("resource"), &e.resource, formats::non_empty);
     let expires = c.parsed(&k.key("expires"), &e.expires, expiry);
     let criteria = [
         &e.rule,
@@ -113,11 +114,12 @@ fn suppression(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<Suppre
         &e.source_ip,
         &e.account,
         &e.user_agent,
+        &e.resource,
     ];
     if criteria.iter().all(|leaf| leaf.is_none()) {
         c.report(
             k,
-            "a suppression needs at least one of rule, principal, source_ip, account or user_agent",
+            "a suppression needs at least one of rule, principal, source_ip, account, user_agent or resource",
         );
         return None;
     }
@@ -126,6 +128,7 @@ fn suppression(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<Suppre
         || (e.source_ip.is_some() && source_ip.is_none())
         || (e.account.is_some() && account.is_none())
         || (e.user_agent.is_some() && user_agent.is_none())
+        || (e.resource.is_some() && resource.is_none())
         || (e.expires.is_some() && expires.is_none());
     if failed {
         return None;
@@ -137,6 +140,7 @@ fn suppression(c: &mut Checker<'_>, k: &KeyPath, entry: &Value) -> Option<Suppre
         source_ip,
         account,
         user_agent,
+        resource,
         expires,
     })
 }

@@ -153,11 +153,17 @@ pub(super) fn layers(file: Option<&ConfigFile>, overlay: Option<Overlay>) -> Fig
     }
     // CLOUDWARDEN_CONFIG names the file itself (see the CLI) and
     // CLOUDWARDEN_DEFAULTS a layer, not keys; CLOUDWARDEN_TEST_FAIL_STATE_WRITES
-    // is a test fault (daemon::lifecycle).
+    // and CLOUDWARDEN_TEST_RESPONSE_ABORT_AFTER_CALL are test faults
+    // (daemon::lifecycle, response::worker).
     figment.merge(
         Env::prefixed(ENV_PREFIX)
             .split("__")
-            .ignore(&["config", "defaults", "test_fail_state_writes"])
+            .ignore(&[
+                "config",
+                "defaults",
+                "test_fail_state_writes",
+                "test_response_abort_after_call",
+            ])
             .filter(|key| !is_service_link(&key.as_str().to_ascii_lowercase())),
     )
 }

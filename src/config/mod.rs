@@ -16,8 +16,10 @@ mod file;
 mod formats;
 mod key_path;
 mod load;
+mod posture;
 mod problems;
 mod raw;
+mod response;
 mod show;
 mod sources;
 mod validate;
@@ -29,7 +31,9 @@ use std::time::Duration;
 pub(crate) use key_path::KeyPath;
 pub(crate) use load::problems_at;
 pub use load::{ConfigLocation, DEFAULT_CONFIG_PATH, DEFAULTS_VAR, load};
+pub use posture::{PasswordPolicyConfig, PostureConfig};
 pub use problems::{ConfigErrors, Origin, Problem};
+pub use response::{ActionConfig, ResponseConfig};
 pub use show::show;
 pub use sources::{LogGroupSelector, RecordFormat, SourceConfig, SourceKind};
 
@@ -66,6 +70,10 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Reconciled CloudWatch alarms.
     pub alarms: AlarmsConfig,
+    /// Posture checks and declared settings.
+    pub posture: PostureConfig,
+    /// Response actions.
+    pub response: ResponseConfig,
     /// `CLOUDWARDEN_*` variables ignored as Kubernetes service links, for
     /// a warning once logging is set up.
     pub ignored_env: Vec<String>,
@@ -175,6 +183,7 @@ impl Config {
                 millis(self.pipeline.dedup_window),
                 self.pipeline.dedup_capacity,
             )),
+            touches: self.posture.enabled,
         }
     }
 }
@@ -255,6 +264,8 @@ pub struct SuppressionConfig {
     pub account: Option<String>,
     /// A user agent pattern (`*` and `?` wildcards).
     pub user_agent: Option<String>,
+    /// A resource ARN pattern (`*` and `?` wildcards), for posture findings.
+    pub resource: Option<String>,
     /// When it stops applying.
     pub expires: Option<jiff::Timestamp>,
 }

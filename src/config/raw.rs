@@ -143,6 +143,7 @@ pub(super) struct RawSuppression {
     pub source_ip: Leaf,
     pub account: Leaf,
     pub user_agent: Leaf,
+    pub resource: Leaf,
     pub expires: Leaf,
 }
 
@@ -203,4 +204,6 @@ pub(super) struct RawConfig {
     pub sources: Option<Value>,
     pub alerts: Option<Value>,
     pub alarms: Option<Value>,
+    pub posture: Option<Value>,
+    pub response: Option<Value>,
 }

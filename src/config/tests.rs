@@ -327,3 +327,73 @@ interval = "1m"
         Ok(())
     });
 }
+
+#[test]
+fn posture_declarations_are_read_and_their_problems_reported_at_once() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "good.toml",
+            r#"[posture]
+enabled = true
+mode = "enforce"
+regions = ["us-east-1", "eu-west-3"]
+world_open_allowed_ports = [80, 443, 8443]
+disabled = ["iam_access_key_unused"]
+
+[posture.cloudtrail.ensure]
+name = "MyTrail"
+bucket = "trail-bucket"
+
+[[posture.security_groups.declared]]
+name = "WebApp-SG"
+vpc = "vpc-0a1b2c3d"
+ingress = [{ protocol = "tcp", port = 443, cidr = "0.0.0.0/0" }, { protocol = "tcp", from_port = 8000, to_port = 8010, cidr = "10.0.0.0/8" }]
+"#,
+        )?;
+        let config = load(&location("good.toml")).unwrap();
+        let p = &config.posture;
+        assert!(p.enabled && p.enforce && config.engine().touches);
+        assert_eq!(p.world_open_allowed_ports, [80, 443, 8443]);
+        let trail = p.cloudtrail_ensure.as_ref().unwrap();
+        assert!(trail.multi_region && trail.log_file_validation && !trail.adopt);
+        assert_eq!(p.security_groups[0].ingress[1].from_port, 8000);
+        assert_eq!(p.security_groups[0].ingress[1].to_port, 8010);
+        assert_eq!(p.security_groups[0].egress, None);
+
+        jail.create_file(
+            "bad.toml",
+            r#"[posture]
+mode = "yolo"
+disabled = ["no_such_check"]
+regions = ["Mars"]
+
+[posture.cloudtrail.ensure]
+name = "x"
+
+[[posture.security_groups.declared]]
+name = "sg-bad"
+vpc = "my-vpc"
+ingress = [{ protocol = "tcp", cidr = "0.0.0.0/0" }]
+"#,
+        )?;
+        let found = problems("bad.toml");
+        let expected = [
+            "bad.toml:2:1: posture.mode: invalid value \"yolo\"",
+            "bad.toml:3:1: posture.disabled: unknown posture check \"no_such_check\"",
+            "bad.toml:4:1: posture.regions: invalid AWS Region \"Mars\"",
+            "bad.toml:7:1: posture.cloudtrail.ensure.name: invalid trail name",
+            "bad.toml:6:21: posture.cloudtrail.ensure.bucket: missing required key",
+            "bad.toml:10:1: posture.security_groups.declared[0].name: invalid security group name",
+            "bad.toml:11:1: posture.security_groups.declared[0].vpc: invalid VPC id",
+            "posture.security_groups.declared[0].ingress[0]: give either `port`, or `from_port` and `to_port`",
+        ];
+        for prefix in expected {
+            assert!(
+                found.iter().any(|p| p.contains(prefix)),
+                "missing {prefix:?} in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        Ok(())
+    });
+}

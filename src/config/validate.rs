@@ -51,6 +51,8 @@ pub(super) fn config(figment: &Figment, c: &mut Checker<'_>) -> Option<Config> {
     let sources = super::sources::sources(c, raw.sources.as_ref());
     let alerts = super::alerts::alerts(c, raw.alerts.as_ref());
     let alarms = super::alarms::alarms(c, raw.alarms.as_ref());
+    let posture = super::posture::posture(c, raw.posture.as_ref());
+    let response = super::response::response(c, raw.response.as_ref());
     if let (Some(sources), Some(pipeline)) = (&sources, &pipeline) {
         lookbacks_within_dedup(c, sources, pipeline);
     }
@@ -66,6 +68,8 @@ pub(super) fn config(figment: &Figment, c: &mut Checker<'_>) -> Option<Config> {
         sources: sources?,
         alerts: alerts?,
         alarms: alarms?,
+        posture: posture?,
+        response: response?,
         ignored_env: Vec::new(),
     })
 }

@@ -133,6 +133,15 @@ impl Daemon {
         let outbox = Arc::new(Notify::new());
         let keys = Arc::new(outbox::Keys::default());
         let detection_done = CancellationToken::new();
+        let response = crate::response::Bindings::new(&config.response)
+            .map(|bindings| (bindings, Arc::new(Notify::new())));
+        let (touches, rechecks) = if config.posture.enabled {
+            let (tx, rx) =
+                crate::posture::Rechecks::channel(metrics.posture.rechecks_dropped.clone());
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         daemon.spawn_detection(
             &config,
             receiver,
@@ -141,8 +150,34 @@ impl Daemon {
                 keys: Arc::clone(&keys),
                 noise: Arc::clone(&noise),
                 done: detection_done.clone(),
+                touches,
+                response: response.clone(),
             },
         );
+        if let Some(rechecks) = rechecks {
+            daemon.spawn_posture(
+                &config,
+                clients.clone(),
+                rechecks,
+                Pipeline {
+                    outbox: Arc::clone(&outbox),
+                    keys: Arc::clone(&keys),
+                    noise: Arc::clone(&noise),
+                    done: detection_done.clone(),
+                    touches: None,
+                    response: response.clone(),
+                },
+            );
+        }
+        if let Some((_, wake)) = &response {
+            daemon.spawn_response(
+                &config,
+                clients.clone(),
+                Arc::clone(wake),
+                Arc::clone(&keys),
+                Arc::clone(&outbox),
+            );
+        }
         daemon.spawn_window_sweeper(noise, Arc::clone(&keys), Arc::clone(&outbox));
         daemon.spawn_alarms(&config, clients.clone(), keys, Arc::clone(&outbox));
         daemon.spawn_delivery(&config, outbox, sns, detection_done);
@@ -431,6 +466,8 @@ impl Daemon {
             dedup_window: config.pipeline.dedup_window,
             correlation_retention: retention,
             reload: Some(Arc::clone(&self.reload)),
+            touches: pipeline.touches,
+            response: pipeline.response,
         };
         let mut stage = DetectionStage::new(receiver, engine, ctx);
         let done = pipeline.done;
@@ -494,6 +531,52 @@ impl Daemon {
             sinks,
         };
         self.supervise("alert delivery", delivery.run(detection_done));
+    }
+
+    /// Sweeps posture and re-checks what events touch.
+    fn spawn_posture(
+        &self,
+        config: &Config,
+        clients: Clients,
+        touches: tokio::sync::mpsc::Receiver<crate::detection::touch::Touch>,
+        pipeline: Pipeline,
+    ) {
+        let task = crate::posture::task::PostureTask {
+            home_region: clients.home_region(),
+            api: crate::posture::api::AwsPosture::new(clients),
+            config: config.posture.clone(),
+            cis_alarms: config.alarms.cis.enabled,
+            state: self.state.clone(),
+            keys: pipeline.keys,
+            outbox: pipeline.outbox,
+            noise: pipeline.noise,
+            metrics: self.metrics.posture.clone(),
+            touches,
+            response: pipeline.response,
+        };
+        self.supervise("posture", task.run(self.stop.clone()));
+    }
+
+    /// Carries out response intents.
+    fn spawn_response(
+        &self,
+        config: &Config,
+        clients: Clients,
+        wake: Arc<Notify>,
+        keys: Arc<outbox::Keys>,
+        outbox: Arc<Notify>,
+    ) {
+        let task = crate::response::worker::ResponseTask {
+            api: crate::response::api::AwsResponse::new(clients),
+            config: config.response.clone(),
+            allowed_ports: config.posture.world_open_allowed_ports.clone(),
+            state: self.state.clone(),
+            keys,
+            outbox,
+            wake,
+            metrics: self.metrics.response.clone(),
+        };
+        self.supervise("response", task.run(self.stop.clone()));
     }
 
     /// Keeps the declared CloudWatch alarms in place, when there are any.
@@ -647,6 +730,10 @@ struct Pipeline {
     noise: Arc<NoiseControl>,
     /// Cancelled when detection has stopped.
     done: CancellationToken,
+    /// Where detection offers events that touched checked resources.
+    touches: Option<crate::posture::Rechecks>,
+    /// Response actions and the worker's wake-up.
+    response: Option<(Arc<crate::response::Bindings>, Arc<Notify>)>,
 }
 
 /// How long the start-up topic check may take before it is left to delivery.
@@ -728,6 +815,8 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
         ),
     );
     check("alarms", running.alarms == new.alarms);
+    check("posture", running.posture == new.posture);
+    check("response", running.response == new.response);
     changed
 }
 

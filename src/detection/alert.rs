@@ -48,6 +48,54 @@ pub enum AlertKind {
     /// The repeats of one alert that noise control held back in a window,
     /// sent as one message when the window closed.
     Summary,
+    /// A posture finding opened or resolved: about a resource's settings,
+    /// not one event.
+    Posture,
+    /// A response action's outcome: what was (or would be) done, to what,
+    /// why, and how to undo it.
+    Response,
+}
+
+/// For a response alert: the action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseInfo {
+    /// The journal id (`cloudwarden response undo ID`).
+    pub id: String,
+    /// The action's name.
+    pub action: String,
+    /// `enforce` or `dry_run`.
+    pub mode: String,
+    /// `done`, `already`, `dry_run`, `refused` or `failed`.
+    pub outcome: String,
+    /// What it acted on.
+    pub target: String,
+    /// The call made, or that would be made, or why none.
+    pub detail: String,
+    /// How to put it back, when something changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<String>,
+    /// The rule or posture check that caused it.
+    pub cause: String,
+}
+
+/// For a posture alert: the finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostureInfo {
+    /// The check's id (also the alert's rule id).
+    pub check: String,
+    /// `opened` or `resolved`.
+    pub status: String,
+    /// The resource's ARN.
+    pub resource: String,
+    /// The CIS AWS Foundations control, where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cis: Option<String>,
+    /// The finding, for people.
+    pub message: String,
+    /// What to do.
+    pub remediation: String,
+    /// The severity of the finding (a resolved alert is itself `low`).
+    pub severity: Level,
 }
 
 /// For a summary: how often the alert repeated while its window was open.
@@ -181,6 +229,12 @@ pub struct Alert {
     /// For a summary: the repeats it stands for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<Repeats>,
+    /// For a posture alert: the finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posture: Option<PostureInfo>,
+    /// For a response alert: the action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseInfo>,
     /// What was cut to fit a message limit (`events`, `correlated_events`,
     /// `description`); the essentials never are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

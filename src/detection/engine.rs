@@ -22,6 +22,7 @@ use super::sigma::document::{LogSource, Meta};
 use super::sigma::field::{Doc, FieldPath, TopKeys};
 use super::sigma::index::RuleIndex;
 use super::sigma::ruleset::{CompiledRule, RuleSet};
+use super::touch::{Touch, TouchPaths};
 
 /// The engine's limits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub struct EngineConfig {
     pub correlation: correlation::Limits,
     /// Dropping duplicate eventIDs: (window in ms of event time, capacity); `None` keeps all.
     pub dedup: Option<(i64, usize)>,
+    /// Whether to report which checked resources events touched (posture's
+    /// re-checks); off, it costs nothing.
+    pub touches: bool,
 }
 
 /// What processing one record came to.
@@ -43,6 +47,8 @@ pub struct Processed {
     pub duplicate: bool,
     /// The record's event time (ms since the epoch), when it has one.
     pub time_ms: Option<i64>,
+    /// The checked resource it changed, when `touches` is on.
+    pub touch: Option<Touch>,
 }
 
 /// One record to evaluate and where it came from.
@@ -103,6 +109,7 @@ pub struct Engine {
     facts: FactPaths,
     /// Whether some rule reads the fields enrichment adds.
     enrich: bool,
+    touch_paths: TouchPaths,
 }
 
 impl Engine {
@@ -124,6 +131,7 @@ impl Engine {
             facts: FactPaths::new(),
             enrich,
             top_keys: TopKeys::default(),
+            touch_paths: TouchPaths::default(),
         }
     }
 
@@ -255,6 +263,7 @@ impl Engine {
                         alerts: Vec::new(),
                         duplicate: true,
                         time_ms: time,
+                        touch: None,
                     });
                 }
             }
@@ -313,10 +322,15 @@ impl Engine {
         // they say is about their own events, not this one.
         let fires = self.runtime.advance();
         self.handle_fires(fires, input, &mut alerts);
+        let touch = match (self.config.touches, doc) {
+            (true, Some(doc)) => self.touch_paths.touch(doc),
+            _ => None,
+        };
         Ok(Processed {
             alerts,
             duplicate: false,
             time_ms: time,
+            touch,
         })
     }
 
@@ -648,6 +662,8 @@ fn match_alert(
         events: raw_event(input.raw, root).into_iter().collect(),
         correlated_events: Vec::new(),
         repeats: None,
+        posture: None,
+        response: None,
         trimmed: Vec::new(),
     }
 }
@@ -700,6 +716,8 @@ fn correlation_alert(
         events: Vec::new(),
         correlated_events: fire.digests.clone(),
         repeats: None,
+        posture: None,
+        response: None,
         trimmed: Vec::new(),
     }
 }

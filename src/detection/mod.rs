@@ -9,6 +9,8 @@
 //! - [`event`] parses records within limits and says why one is rejected.
 //! - [`enrich`] adds fields computed from an event before rules read it
 //!   (`cloudwarden.policy`: the policy documents in its request, parsed).
+//! - [`touch`] says which checked resource an event changed (posture's
+//!   event-driven re-checks).
 //! - [`alert`] is the Alert model every later stage shares.
 //! - [`level`] is Sigma's severity scale.
 
@@ -21,6 +23,7 @@ pub mod event;
 pub mod level;
 pub mod ruletest;
 pub mod sigma;
+pub mod touch;
 
 pub use alert::Alert;
 pub use engine::{Engine, EngineConfig, EventInput};

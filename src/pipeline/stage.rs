@@ -66,6 +66,11 @@ pub struct StageContext {
     /// An engine with reloaded rules, put in place before the next batch;
     /// a newer reload replaces one not yet taken.
     pub reload: Option<ReloadSlot>,
+    /// Where events that touched a checked resource are offered to posture.
+    pub touches: Option<crate::posture::Rechecks>,
+    /// Response actions bound to rules, and the worker to wake when an
+    /// intent is committed.
+    pub response: Option<(Arc<crate::response::Bindings>, Arc<Notify>)>,
 }
 
 /// Where the daemon leaves a [`Reload`] for the stage: one at most.
@@ -253,7 +258,12 @@ impl DetectionStage {
                         .with_label_values(&[&event.source])
                         .inc();
                 }
-                Ok(processed) => alerts.extend(processed.alerts),
+                Ok(processed) => {
+                    if let (Some(touch), Some(rechecks)) = (processed.touch, &self.ctx.touches) {
+                        rechecks.offer(touch);
+                    }
+                    alerts.extend(processed.alerts);
+                }
                 Err(rejection) => self.reject(&event, &rejection),
             }
             acks.push((event.source, event.ack));
@@ -268,22 +278,33 @@ impl DetectionStage {
         let changes = self.engine.take_state_changes();
         let newest = self.engine.newest_event_time();
         let mut attempt = 0;
-        let verdicts = loop {
+        let (verdicts, intents) = loop {
             attempt += 1;
             let result = self.ctx.state.write(|txn| {
                 let mut verdicts = Vec::with_capacity(alerts.len());
+                let mut intents = 0;
                 for alert in &alerts {
                     let verdict = self.ctx.noise.admit(txn, alert, now, &self.ctx.keys)?;
                     if let Verdict::Deliver { .. } = verdict {
                         outbox::stage(txn, &self.ctx.keys.next(now_ms), alert, now_ms)?;
                     }
+                    // A repeat held back by its window is still an event
+                    // to act on; a suppressed alert is not.
+                    if let (Some((bindings, _)), false) = (
+                        &self.ctx.response,
+                        matches!(verdict, Verdict::Suppressed(_)),
+                    ) {
+                        let wanted = bindings.for_alert(alert, now_ms);
+                        intents +=
+                            crate::response::intent::stage(txn, &wanted, &self.ctx.keys, now_ms)?;
+                    }
                     verdicts.push(verdict);
                 }
                 persist(txn, &seen, &changes, newest, now, &self.ctx)?;
-                Ok(verdicts)
+                Ok((verdicts, intents))
             });
             match result {
-                Ok(verdicts) => break verdicts,
+                Ok(done) => break done,
                 Err(err) if attempt < COMMIT_ATTEMPTS => {
                     self.ctx.metrics.commit_retries.inc();
                     tracing::warn!(error = %err, attempt, "detection commit failed; retrying");
@@ -292,6 +313,10 @@ impl DetectionStage {
                 Err(err) => return Err(CommitFailed(err)),
             }
         };
+        // Only once committed: a worker woken earlier would not see them.
+        if let (true, Some((_, wake))) = (intents > 0, &self.ctx.response) {
+            wake.notify_one();
+        }
         for (source, ack) in acks {
             processed.with_label_values(&[&source]).inc();
             ack.done();

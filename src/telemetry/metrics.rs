@@ -94,6 +94,39 @@ pub struct AlarmMetrics {
     pub last_success: IntGauge,
 }
 
+/// The metrics of posture checks.
+#[derive(Clone)]
+pub struct PostureMetrics {
+    /// Open findings, by check and severity (bounded: the checks are a fixed table).
+    pub findings: IntGaugeVec,
+    /// Findings opened and resolved, by check and status.
+    pub changes: IntCounterVec,
+    /// Sweeps, by kind (`full`, `recheck`) and outcome (`ok`, `partial`).
+    pub sweeps: IntCounterVec,
+    /// How long sweeps take.
+    pub sweep_seconds: Histogram,
+    /// When a full sweep last completed without a failed call, Unix seconds.
+    pub last_success: IntGauge,
+    /// Sweep parts that failed, by service and AWS error code.
+    pub failures: IntCounterVec,
+    /// Events that touched a checked resource and were dropped because the
+    /// re-check queue was full (the next sweep sees the change).
+    pub rechecks_dropped: IntCounter,
+    /// Declared settings put in place, by kind and outcome.
+    pub applied: IntCounterVec,
+}
+
+/// The metrics of response actions.
+#[derive(Clone)]
+pub struct ResponseMetrics {
+    /// Outcomes, by action and outcome (`done`, `already`, `dry_run`, `refused`, `failed`).
+    pub actions: IntCounterVec,
+    /// Refusals, by guard (`protected`, `rate_limit`, `event_age`, `own_principal`).
+    pub refused: IntCounterVec,
+    /// Intents waiting to be carried out.
+    pub pending: IntGauge,
+}
+
 /// The metrics of alert delivery.
 #[derive(Clone)]
 pub struct AlertMetrics {
@@ -180,6 +213,10 @@ pub struct Metrics {
     pub alerts: AlertMetrics,
     /// Alarm reconciliation.
     pub alarms: AlarmMetrics,
+    /// Posture.
+    pub posture: PostureMetrics,
+    /// Response.
+    pub response: ResponseMetrics,
     /// Sources.
     pub sources: SourceMetrics,
     /// AWS calls.
@@ -380,6 +417,64 @@ impl Metrics {
                 last_success: r.gauge(
                     "cloudwarden_alarms_last_success_timestamp_seconds",
                     "When a reconciliation pass last completed, in Unix seconds.",
+                )?,
+            },
+            posture: PostureMetrics {
+                findings: r.gauge_vec(
+                    "cloudwarden_posture_findings",
+                    "Open posture findings, by check and severity.",
+                    &["check", "severity"],
+                )?,
+                changes: r.counter_vec(
+                    "cloudwarden_posture_finding_changes_total",
+                    "Posture findings opened and resolved, by check and status.",
+                    &["check", "status"],
+                )?,
+                sweeps: r.counter_vec(
+                    "cloudwarden_posture_sweeps_total",
+                    "Posture sweeps, by kind (full, recheck) and outcome (ok, partial: some part failed and keeps its findings as they were).",
+                    &["kind", "outcome"],
+                )?,
+                sweep_seconds: r.register(Histogram::with_opts(
+                    HistogramOpts::new(
+                        "cloudwarden_posture_sweep_duration_seconds",
+                        "How long posture sweeps take.",
+                    )
+                    .buckets(vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0]),
+                )?)?,
+                last_success: r.gauge(
+                    "cloudwarden_posture_last_success_timestamp_seconds",
+                    "When a full posture sweep last completed with every part read, in Unix seconds.",
+                )?,
+                failures: r.counter_vec(
+                    "cloudwarden_posture_failures_total",
+                    "Posture sweep parts that failed, by service and AWS error code.",
+                    &["service", "code"],
+                )?,
+                rechecks_dropped: r.counter(
+                    "cloudwarden_posture_rechecks_dropped_total",
+                    "Events that changed a checked resource but found the re-check queue full; the next sweep sees the change.",
+                )?,
+                applied: r.counter_vec(
+                    "cloudwarden_posture_changes_total",
+                    "Declared settings put in place, by kind and outcome (done, failed).",
+                    &["kind", "outcome"],
+                )?,
+            },
+            response: ResponseMetrics {
+                actions: r.counter_vec(
+                    "cloudwarden_response_actions_total",
+                    "Response action outcomes, by action and outcome (done, already, dry_run, refused, failed).",
+                    &["action", "outcome"],
+                )?,
+                refused: r.counter_vec(
+                    "cloudwarden_response_refused_total",
+                    "Response actions a guard refused, by guard (protected, rate_limit, event_age, own_principal).",
+                    &["guard"],
+                )?,
+                pending: r.gauge(
+                    "cloudwarden_response_pending",
+                    "Response intents committed and not yet carried out.",
                 )?,
             },
             alerts: AlertMetrics {

@@ -6,10 +6,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Every alert in a JSON-lines file (none when it does not exist yet).
+/// Every alert in a JSON-lines file (none when it does not exist yet). A
+/// last line without its newline is being written, and is left for the
+/// next read.
 pub fn read(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    complete
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line of the alerts file is one JSON alert"))
         .collect()

@@ -4,6 +4,7 @@
 // Each test crate uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod account;
 pub mod alerts;
 pub mod cloudtrail_server;
 pub mod http;

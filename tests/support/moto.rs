@@ -36,6 +36,8 @@ impl Moto {
             let port = free_port();
             let child = Command::new(&binary)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                // AWS's managed policies (AmazonS3FullAccess) exist, as in an account.
+                .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

@@ -217,6 +217,7 @@ fn suppressions_drop_alerts_until_they_expire_and_count_by_rule() {
         source_ip: None,
         account: None,
         user_agent: None,
+        resource: None,
         expires: Some(jiff::Timestamp::try_from(at(100)).unwrap()),
     });
     let noise = NoiseControl::new(&c, f.metrics.alerts.clone());

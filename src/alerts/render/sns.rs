@@ -134,6 +134,8 @@ fn attributes(alert: &Alert) -> Vec<(&'static str, String)> {
         AlertKind::Match => "match",
         AlertKind::Correlation => "correlation",
         AlertKind::Summary => "summary",
+        AlertKind::Posture => "posture",
+        AlertKind::Response => "response",
     };
     let mut out = vec![
         ("level", alert.rule.level.as_str().to_owned()),

@@ -47,6 +47,9 @@ pub fn short_text(alert: &Alert) -> String {
             r.count, r.window_start, r.window_end
         );
     }
+    if let Some(p) = &alert.posture {
+        let _ = write!(text, " - {} {}", p.status, p.resource);
+    }
     if let Some(name) = &alert.event_name {
         let _ = write!(text, " - {name}");
     }
@@ -91,7 +94,27 @@ pub fn email(alert: &Alert) -> String {
         }
         out.push('\n');
     }
-    section(&mut out, "What happened", &what(alert));
+    if let Some(p) = &alert.posture {
+        let mut text = format!(
+            "{} ({}, {})\nResource: {}",
+            p.message,
+            p.status,
+            p.severity.as_str(),
+            p.resource
+        );
+        if let Some(cis) = &p.cis {
+            let _ = write!(text, "\nCIS AWS Foundations Benchmark control {cis}");
+        }
+        section(&mut out, "Finding", &text);
+    }
+    if alert.posture.is_none() || alert.event_name.is_some() {
+        let heading = if alert.posture.is_some() {
+            "The event that caused it"
+        } else {
+            "What happened"
+        };
+        section(&mut out, heading, &what(alert));
+    }
     if let Some(principal) = &alert.principal {
         section(&mut out, "Who", principal);
     }

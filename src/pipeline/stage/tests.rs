@@ -51,6 +51,8 @@ fn stage(state: &StateStore, metrics: &Metrics) -> (DetectionStage, crate::pipel
         dedup_window: Duration::from_secs(3600),
         correlation_retention: Duration::from_secs(7200),
         reload: None,
+        touches: None,
+        response: None,
     };
     (DetectionStage::new(rx, engine, ctx), tx)
 }
