@@ -453,11 +453,15 @@ fn a_100_mb_trail_file_and_a_200_mb_record_are_read_in_bounded_memory() {
         "{page}"
     );
     let peak_kb = kb(&status(), "VmHWM:");
-    // The object is ~100 MB uncompressed, the huge record 200 MB. Reading it holds a channel's worth
-    // of records; what grows is bounded by configuration (the eventIDs kept
-    // for dedup, the state store's 16 MiB cache), not by the object.
+    eprintln!("peak RSS {peak_kb} kB, idle {idle_kb} kB");
+    // The object is ~104 MB uncompressed, the huge record 200 MB. Reading
+    // them holds a channel's worth of records, a detection batch, the
+    // eventIDs kept for dedup and the state store's 16 MiB cache: 55 MB
+    // measured alone, 68 MB with the whole suite running beside it. The
+    // bound is below the size of either input, so holding one of them
+    // whole fails the test.
     assert!(
-        peak_kb - idle_kb < 64 * 1024,
+        peak_kb - idle_kb < 96 * 1024,
         "peak RSS {peak_kb} kB, idle {idle_kb} kB"
     );
 }
