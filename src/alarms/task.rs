@@ -355,6 +355,7 @@ impl OwnAlert {
             repeats: None,
             posture: None,
             response: None,
+            anomaly: None,
             trimmed: vec![],
         }
     }

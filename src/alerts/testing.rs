@@ -36,6 +36,7 @@ pub fn alert(id: &str) -> Alert {
         repeats: None,
         posture: None,
         response: None,
+        anomaly: None,
         trimmed: vec![],
     }
 }

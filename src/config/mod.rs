@@ -161,6 +161,10 @@ pub struct DetectionConfig {
     pub max_groups: usize,
     /// Events kept per correlation group.
     pub max_group_entries: usize,
+    /// Groups kept per anomaly rule.
+    pub anomaly_max_groups: usize,
+    /// Values a first-seen anomaly group keeps.
+    pub anomaly_max_values: usize,
 }
 
 impl Config {
@@ -178,6 +182,10 @@ impl Config {
                 max_entries: d.max_group_entries,
                 late_allowance_ms: millis(d.late_allowance),
                 max_future_ms: millis(d.max_future_skew),
+            },
+            anomaly: crate::detection::anomaly::Limits {
+                max_groups: d.anomaly_max_groups,
+                max_values: d.anomaly_max_values,
             },
             dedup: Some((
                 millis(self.pipeline.dedup_window),

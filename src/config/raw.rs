@@ -70,6 +70,8 @@ pub(super) struct RawDetection {
     pub max_future_skew: Leaf,
     pub max_groups: Leaf,
     pub max_group_entries: Leaf,
+    pub anomaly_max_groups: Leaf,
+    pub anomaly_max_values: Leaf,
 }
 
 /// `[rules]`: which Sigma rules are loaded.

@@ -237,6 +237,14 @@ fn detection(c: &mut Checker<'_>, raw: &RawConfig) -> Option<DetectionConfig> {
     let max_event_depth = count(c, "max_event_depth", &r.max_event_depth, 8, 512);
     let max_groups = count(c, "max_groups", &r.max_groups, 1, 10_000_000);
     let max_group_entries = count(c, "max_group_entries", &r.max_group_entries, 1, 1_000_000);
+    let anomaly_max_groups = count(
+        c,
+        "anomaly_max_groups",
+        &r.anomaly_max_groups,
+        1,
+        10_000_000,
+    );
+    let anomaly_max_values = count(c, "anomaly_max_values", &r.anomaly_max_values, 1, 100_000);
     let key = k.key("late_allowance");
     let late = c.duration(&key, &r.late_allowance, Duration::ZERO, DAY);
     let late = c.required(&key, late, &r.late_allowance);
@@ -250,6 +258,8 @@ fn detection(c: &mut Checker<'_>, raw: &RawConfig) -> Option<DetectionConfig> {
         max_future_skew: skew?,
         max_groups: max_groups?,
         max_group_entries: max_group_entries?,
+        anomaly_max_groups: anomaly_max_groups?,
+        anomaly_max_values: anomaly_max_values?,
     })
 }
 

@@ -479,6 +479,7 @@ impl Daemon {
                 tracing::info!(
                     seen_ids = restored.seen,
                     correlation_groups = restored.groups,
+                    anomaly_groups = restored.anomaly_groups,
                     "detection state restored"
                 );
                 stage.run().map_err(|e| e.to_string())

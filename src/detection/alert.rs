@@ -54,6 +54,45 @@ pub enum AlertKind {
     /// A response action's outcome: what was (or would be) done, to what,
     /// why, and how to undo it.
     Response,
+    /// An anomaly rule found something unusual for this account: a value
+    /// new to a principal, or a burst over its own baseline.
+    Anomaly,
+}
+
+/// For an anomaly alert: what was unusual, and against what history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyInfo {
+    /// `first_seen` or `rate`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The group-by fields and their values (such as the principal).
+    pub group: BTreeMap<String, String>,
+    /// For first_seen: the watched fields and their new values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub new_value: BTreeMap<String, String>,
+    /// When the group's history (as far as cloudwarden knows it) began, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_since: Option<String>,
+    /// How long a value stays known (first_seen), or the baseline's memory (rate), in seconds.
+    pub history_seconds: u64,
+    /// For rate: events in the bucket when it alerted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// For rate: the group's mean events per active bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_mean: Option<f64>,
+    /// For rate: their standard deviation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_spread: Option<f64>,
+    /// For rate: the count the bucket had to reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// For rate: the bucket's length in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_seconds: Option<u64>,
+    /// For rate: when the bucket began, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_start: Option<String>,
 }
 
 /// For a response alert: the action.
@@ -235,6 +274,9 @@ pub struct Alert {
     /// For a response alert: the action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<ResponseInfo>,
+    /// For an anomaly alert: what was unusual.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<AnomalyInfo>,
     /// What was cut to fit a message limit (`events`, `correlated_events`,
     /// `description`); the essentials never are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -103,6 +103,10 @@ impl std::hash::Hasher for PassThrough {
         }
     }
 
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
     fn write_u128(&mut self, n: u128) {
         // Truncation keeps the low 64 bits, which are as random as the rest.
         self.0 = n as u64;

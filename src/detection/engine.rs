@@ -12,7 +12,10 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use super::alert::{Alert, AlertKind, AlertRule, CorrelationInfo, EventDigest, dedup_key};
+use super::alert::{
+    Alert, AlertKind, AlertRule, AnomalyInfo, CorrelationInfo, EventDigest, dedup_key,
+};
+use super::anomaly::{self, AnomalyRule, Finding};
 use super::correlation::{self, Fire, Group, GroupChange, Observation, Runtime};
 use super::dedup::{Dedup, Sighting};
 use super::enrich;
@@ -31,6 +34,8 @@ pub struct EngineConfig {
     pub event: event::Limits,
     /// Limits on correlation state.
     pub correlation: correlation::Limits,
+    /// Limits on anomaly state.
+    pub anomaly: anomaly::Limits,
     /// Dropping duplicate eventIDs: (window in ms of event time, capacity); `None` keeps all.
     pub dedup: Option<(i64, usize)>,
     /// Whether to report which checked resources events touched (posture's
@@ -99,6 +104,9 @@ pub struct EngineStats {
 pub struct Engine {
     rules: Arc<RuleSet>,
     runtime: Runtime,
+    anomalies: anomaly::Runtime,
+    /// The group and value text of the anomaly being fed, reused.
+    anomaly_text: (String, String),
     indexes: Vec<(LogSource, RuleIndex)>,
     config: EngineConfig,
     scratch: String,
@@ -117,8 +125,11 @@ impl Engine {
     pub fn new(rules: Arc<RuleSet>, config: EngineConfig) -> Engine {
         let enrich = reads_enriched_fields(&rules);
         let correlations: Arc<[correlation::CorrelationRule]> = rules.correlations.clone().into();
+        let anomalies: Arc<[AnomalyRule]> = rules.anomalies.clone().into();
         Engine {
             runtime: Runtime::new(correlations, config.correlation),
+            anomalies: anomaly::Runtime::new(anomalies, config.anomaly),
+            anomaly_text: (String::new(), String::new()),
             rules,
             indexes: Vec::new(),
             config,
@@ -155,6 +166,7 @@ impl Engine {
             dedup.track_new();
         }
         self.runtime.track_changes(true);
+        self.anomalies.track_changes(true);
     }
 
     /// Ids first seen since the last call: source, hash, event time.
@@ -199,6 +211,26 @@ impl Engine {
     /// Correlation state changed since the last call, to persist.
     pub fn take_state_changes(&mut self) -> Vec<GroupChange> {
         self.runtime.take_changes()
+    }
+
+    /// Anomaly state changed since the last call, to persist.
+    pub fn take_anomaly_changes(&mut self) -> Vec<anomaly::Change> {
+        self.anomalies.take_changes()
+    }
+
+    /// Restores a persisted anomaly group; false when its rule is gone.
+    pub fn restore_anomaly(&mut self, rule_id: &str, group: u64, state: anomaly::State) -> bool {
+        self.anomalies.restore(rule_id, group, state)
+    }
+
+    /// What the anomaly bounds did so far.
+    pub fn anomaly_stats(&self) -> anomaly::Stats {
+        self.anomalies.stats()
+    }
+
+    /// Anomaly groups held now.
+    pub fn anomaly_groups(&self) -> usize {
+        self.anomalies.group_count()
     }
 
     /// The newest event time the correlations have seen.
@@ -316,6 +348,20 @@ impl Engine {
                     self.feed(target, doc, (time, false), digest, input, &mut alerts);
                 }
             }
+            if let (Some(doc), false) = (doc, rule.anomalies.is_empty()) {
+                // Event time, clamped as for correlations: a record dated
+                // in the future must not age every value at once.
+                let time = facts
+                    .time_ms
+                    .or(input.time_hint_ms)
+                    .unwrap_or_else(now_ms)
+                    .min(self.runtime.ceiling());
+                for &target in &rule.anomalies {
+                    if let Some(alert) = self.feed_anomaly(target, doc, time, facts, input) {
+                        alerts.push(alert);
+                    }
+                }
+            }
         }
         self.candidates = candidates;
         // Windows judged at their end close as event time moves on; what
@@ -424,6 +470,50 @@ impl Engine {
         };
         let fires = self.runtime.observe(corr, slot, observation);
         self.handle_fires(fires, input, alerts);
+    }
+
+    /// Feeds a match to anomaly rule `index`; an alert when it found something.
+    fn feed_anomaly(
+        &mut self,
+        index: usize,
+        doc: Doc<'_>,
+        time: i64,
+        facts: &EventFacts,
+        input: &EventInput<'_>,
+    ) -> Option<Alert> {
+        let rules = Arc::clone(&self.rules);
+        let rule = rules.anomalies.get(index)?;
+        let (group, value) = &mut self.anomaly_text;
+        group.clear();
+        value.clear();
+        let read = |specs: &[anomaly::derive::FieldSpec], out: &mut String| {
+            specs.iter().enumerate().all(|(i, spec)| {
+                if i > 0 {
+                    out.push(SEPARATOR);
+                }
+                spec.read(doc, out)
+            })
+        };
+        if !read(&rule.group_by, group) || !read(&rule.fields, value) {
+            self.anomalies.count_missing_field();
+            return None;
+        }
+        let finding =
+            self.anomalies
+                .observe(index, anomaly::hash(group), anomaly::hash(value), time)?;
+        if !rule.alerts {
+            return None;
+        }
+        let full = self.facts.complete(facts, Some(doc));
+        let (group, value) = &self.anomaly_text;
+        Some(anomaly_alert(
+            rule,
+            finding,
+            (group, value),
+            &full,
+            doc,
+            input,
+        ))
     }
 
     fn handle_fires(&mut self, fires: Vec<Fire>, input: &EventInput<'_>, alerts: &mut Vec<Alert>) {
@@ -664,6 +754,86 @@ fn match_alert(
         repeats: None,
         posture: None,
         response: None,
+        anomaly: None,
+        trimmed: Vec::new(),
+    }
+}
+
+/// Joins the values of an anomaly's group (or watched fields) into one text.
+const SEPARATOR: char = '\u{1f}';
+
+fn anomaly_alert(
+    rule: &AnomalyRule,
+    finding: Finding,
+    (group, value): (&str, &str),
+    facts: &EventFacts,
+    doc: Doc<'_>,
+    input: &EventInput<'_>,
+) -> Alert {
+    let named = |specs: &[anomaly::derive::FieldSpec], text: &str| {
+        specs
+            .iter()
+            .map(|s| s.name.clone())
+            .zip(text.split(SEPARATOR).map(str::to_owned))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let mut parts: Vec<Option<&str>> = group.split(SEPARATOR).map(Some).collect();
+    let history_seconds = u64::try_from(rule.history / 1000).unwrap_or(0);
+    let info = match finding {
+        Finding::New { since } => {
+            // Each new value is its own finding.
+            parts.extend(value.split(SEPARATOR).map(Some));
+            AnomalyInfo {
+                kind: rule.kind.as_str().to_owned(),
+                group: named(&rule.group_by, group),
+                new_value: named(&rule.fields, value),
+                history_since: format_time_ms(since),
+                history_seconds,
+                count: None,
+                baseline_mean: None,
+                baseline_spread: None,
+                threshold: None,
+                bucket_seconds: None,
+                bucket_start: None,
+            }
+        }
+        Finding::Burst(burst) => AnomalyInfo {
+            kind: rule.kind.as_str().to_owned(),
+            group: named(&rule.group_by, group),
+            new_value: std::collections::BTreeMap::new(),
+            history_since: format_time_ms(burst.since),
+            history_seconds,
+            count: Some(burst.count),
+            baseline_mean: Some((burst.mean * 100.0).round() / 100.0),
+            baseline_spread: Some((burst.spread * 100.0).round() / 100.0),
+            threshold: Some(burst.threshold),
+            bucket_seconds: u64::try_from(rule.bucket / 1000).ok(),
+            bucket_start: format_time_ms(burst.bucket_start),
+        },
+    };
+    Alert {
+        id: None,
+        rule: alert_rule(&rule.meta),
+        kind: AlertKind::Anomaly,
+        correlation: None,
+        event_time: facts.time_text.clone(),
+        event_id: facts.event_id.clone(),
+        event_source: facts.event_source.clone(),
+        event_name: facts.event_name.clone(),
+        principal: facts.principal.clone(),
+        account: facts.account.clone(),
+        region: facts.region.clone(),
+        source_ip: facts.source_ip.clone(),
+        user_agent: facts.user_agent.clone(),
+        source: input.source.map(str::to_owned),
+        origin: input.origin.map(ToString::to_string),
+        dedup_key: dedup_key(&rule.meta.id, &parts),
+        events: raw_event(input.raw, Some(doc)).into_iter().collect(),
+        correlated_events: Vec::new(),
+        repeats: None,
+        posture: None,
+        response: None,
+        anomaly: Some(info),
         trimmed: Vec::new(),
     }
 }
@@ -718,6 +888,7 @@ fn correlation_alert(
         repeats: None,
         posture: None,
         response: None,
+        anomaly: None,
         trimmed: Vec::new(),
     }
 }

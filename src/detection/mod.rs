@@ -4,6 +4,8 @@
 //!   community writes detections in, and evaluates them on one event.
 //! - [`correlation`] runs Sigma correlation rules (counts, distinct values,
 //!   sequences) over event time, with bounded state.
+//! - [`anomaly`] learns what is usual for each principal (the values it
+//!   uses, its rate of events) and says what is not, with bounded state.
 //! - [`engine`] ties them together: one record in, alerts out. It is pure
 //!   computation, so it can be tested, benchmarked and fuzzed alone.
 //! - [`event`] parses records within limits and says why one is rejected.
@@ -15,6 +17,7 @@
 //! - [`level`] is Sigma's severity scale.
 
 pub mod alert;
+pub mod anomaly;
 pub mod correlation;
 pub mod dedup;
 pub mod engine;

@@ -10,6 +10,10 @@
 //!     alerts: 1              # optional: exactly this many alerts
 //!     placeholders:          # optional: allow-lists for this case
 //!       automation_principals: ['arn:aws:sts::111122223333:assumed-role/ci/*']
+//!     history:               # optional: records seen before, whose alerts
+//!       - repeat: 10080      # are not counted (what an anomaly rule learns)
+//!         every: 2m
+//!         event: {...}
 //!     events:                # CloudTrail records, in order
 //!       - eventName: AttachUserPolicy
 //!         ...
@@ -45,6 +49,9 @@ pub struct TestCase {
     pub alerts: Option<usize>,
     /// How the events are read.
     pub format: Format,
+    /// Events processed first, whose alerts are not counted: the history
+    /// an anomaly rule learns from.
+    pub history: Vec<String>,
     /// The events as JSON text (or plain lines), in order.
     pub events: Vec<String>,
     /// Placeholder values for this case, over the configured ones.
@@ -134,31 +141,44 @@ pub fn parse(origin: &str, rule_origin: &str, text: &str) -> Result<TestFile, Te
                 ));
             }
         };
-        let events = match item.get("events").map(|n| &n.value) {
-            Some(Value::Seq(events)) if !events.is_empty() => {
-                let mut out = Vec::new();
-                for e in events {
-                    match (&e.value, format) {
-                        (Value::Str(line), Format::Text) => out.push(line.clone()),
-                        (_, Format::Text) => {
-                            return Err(fail(
-                                e.line,
-                                format!("test \"{name}\": text events are strings"),
-                            ));
-                        }
-                        _ if e.get("repeat").is_some() => out.extend(
-                            repeated(e)
-                                .map_err(|m| fail(e.line, format!("test \"{name}\": {m}")))?,
-                        ),
-                        _ => out.push(to_json(e)),
+        let records = |events: &[Node]| -> Result<Vec<String>, TestFileError> {
+            let mut out = Vec::new();
+            for e in events {
+                match (&e.value, format) {
+                    (Value::Str(line), Format::Text) => out.push(line.clone()),
+                    (_, Format::Text) => {
+                        return Err(fail(
+                            e.line,
+                            format!("test \"{name}\": text events are strings"),
+                        ));
                     }
+                    _ if e.get("repeat").is_some() => out.extend(
+                        repeated(e).map_err(|m| fail(e.line, format!("test \"{name}\": {m}")))?,
+                    ),
+                    _ => out.push(to_json(e)),
                 }
-                out
             }
+            Ok(out)
+        };
+        let events = match item.get("events").map(|n| &n.value) {
+            Some(Value::Seq(events)) if !events.is_empty() => records(events)?,
             _ => {
                 return Err(fail(
                     item.line,
                     format!("test \"{name}\" needs a non-empty list of events"),
+                ));
+            }
+        };
+        let history = match item.get("history") {
+            None => Vec::new(),
+            Some(Node {
+                value: Value::Seq(events),
+                ..
+            }) => records(events)?,
+            Some(node) => {
+                return Err(fail(
+                    node.line,
+                    format!("test \"{name}\": history must be a list of events"),
                 ));
             }
         };
@@ -175,6 +195,7 @@ pub fn parse(origin: &str, rule_origin: &str, text: &str) -> Result<TestFile, Te
             expect_match,
             alerts,
             format,
+            history,
             events,
             placeholders,
             line: item.line,
@@ -191,8 +212,8 @@ pub fn parse(origin: &str, rule_origin: &str, text: &str) -> Result<TestFile, Te
 /// distinct eventID and, with `every`, an eventTime that moves on.
 fn repeated(node: &Node) -> Result<Vec<String>, String> {
     let count = match node.get("repeat").map(|n| &n.value) {
-        Some(Value::Int(n, _)) if (1..=10_000).contains(n) => usize::try_from(*n).unwrap_or(1),
-        _ => return Err("repeat must be a count from 1 to 10000".to_owned()),
+        Some(Value::Int(n, _)) if (1..=100_000).contains(n) => usize::try_from(*n).unwrap_or(1),
+        _ => return Err("repeat must be a count from 1 to 100000".to_owned()),
     };
     let every = match node.get("every").and_then(Node::scalar_text) {
         None => 0,
@@ -330,6 +351,13 @@ pub fn run(
                 .filter(|c| c.alerts)
                 .map(|c| (c.meta.id.clone(), c.meta.title.clone(), c.origin.clone())),
         )
+        .chain(
+            rules
+                .anomalies
+                .iter()
+                .filter(|a| a.alerts)
+                .map(|a| (a.meta.id.clone(), a.meta.title.clone(), a.origin.clone())),
+        )
         .collect();
     let resolve = |reference: &str| -> Option<(String, String)> {
         rules
@@ -337,6 +365,7 @@ pub fn run(
             .iter()
             .map(|r| (&r.meta, r.alerts))
             .chain(rules.correlations.iter().map(|c| (&c.meta, c.alerts)))
+            .chain(rules.anomalies.iter().map(|a| (&a.meta, a.alerts)))
             .find(|(m, _)| m.id == reference || m.name.as_deref() == Some(reference))
             .map(|(m, _)| (m.id.clone(), m.title.clone()))
     };
@@ -445,6 +474,21 @@ fn run_case(
     logsource: &LogSource,
 ) -> Result<(), String> {
     let mut engine = Engine::new(Arc::clone(rules), config);
+    for (i, event) in case.history.iter().enumerate() {
+        let input = EventInput {
+            raw: event,
+            format: case.format,
+            logsource,
+            source: Some("rules-test"),
+            origin: None,
+            time_hint_ms: None,
+            dedup_id: None,
+            reread_from: None,
+        };
+        engine
+            .process(&input)
+            .map_err(|rejection| format!("history event {} was rejected: {rejection}", i + 1))?;
+    }
     let mut count = 0usize;
     for (i, event) in case.events.iter().enumerate() {
         let input = EventInput {

@@ -24,7 +24,7 @@ use crate::alerts::noise::{NoiseControl, Verdict};
 use crate::alerts::outbox;
 use crate::detection::engine::{Engine, EventInput, Processed};
 use crate::detection::event::{Reason, Rejection};
-use crate::detection::{Alert, correlation};
+use crate::detection::{Alert, anomaly, correlation};
 use crate::state::{StateError, StateStore, WriteTxn};
 use crate::telemetry::metrics::DetectionMetrics;
 
@@ -42,6 +42,9 @@ pub const DEDUP_NAMESPACE: &str = "dedup";
 
 /// State store namespace of correlation groups.
 pub const CORRELATION_NAMESPACE: &str = "correlation";
+
+/// State store namespace of anomaly groups.
+pub const ANOMALY_NAMESPACE: &str = "anomaly";
 
 /// Checkpoint of the newest event time correlations have seen.
 pub const NEWEST_CHECKPOINT: &str = "correlation.newest";
@@ -101,6 +104,8 @@ pub struct Restored {
     pub seen: usize,
     /// Correlation groups.
     pub groups: usize,
+    /// Anomaly groups.
+    pub anomaly_groups: usize,
 }
 
 /// The stage could not commit an outcome and stopped.
@@ -114,6 +119,7 @@ pub struct DetectionStage {
     engine: Engine,
     ctx: StageContext,
     last_stats: correlation::Stats,
+    last_anomaly: anomaly::Stats,
     last_dedup_evictions: u64,
     rejection_log: HashMap<(Arc<str>, Reason), (Instant, u32, u64)>,
 }
@@ -127,6 +133,7 @@ impl DetectionStage {
             engine,
             ctx,
             last_stats: correlation::Stats::default(),
+            last_anomaly: anomaly::Stats::default(),
             last_dedup_evictions: 0,
             rejection_log: HashMap::new(),
         }
@@ -162,9 +169,22 @@ impl DetectionStage {
                 }
             }
         }
+        let anomalies: Vec<(String, anomaly::State)> =
+            self.ctx.state.records(ANOMALY_NAMESPACE, now, usize::MAX)?;
+        for (key, state) in anomalies {
+            let group = key
+                .split_once('\u{1f}')
+                .and_then(|(rule, hash)| Some((rule, u64::from_str_radix(hash, 16).ok()?)));
+            if let Some((rule, group)) = group {
+                if self.engine.restore_anomaly(rule, group, state) {
+                    restored.anomaly_groups += 1;
+                }
+            }
+        }
         // What was restored is stored already.
         let _ = self.engine.take_seen();
         let _ = self.engine.take_state_changes();
+        let _ = self.engine.take_anomaly_changes();
         self.update_gauges();
         Ok(restored)
     }
@@ -208,11 +228,13 @@ impl DetectionStage {
         self.engine.track_for_persistence();
         self.ctx.correlation_retention = reload.correlation_retention;
         self.last_stats = correlation::Stats::default();
+        self.last_anomaly = anomaly::Stats::default();
         self.last_dedup_evictions = 0;
         let restored = self.restore()?;
         tracing::info!(
             seen_ids = restored.seen,
             correlation_groups = restored.groups,
+            anomaly_groups = restored.anomaly_groups,
             "reloaded rules in place; detection state carried over"
         );
         Ok(())
@@ -275,7 +297,10 @@ impl DetectionStage {
             new: self.engine.take_seen(),
             forgotten: self.engine.take_forgotten(),
         };
-        let changes = self.engine.take_state_changes();
+        let changes = Changes {
+            correlation: self.engine.take_state_changes(),
+            anomaly: self.engine.take_anomaly_changes(),
+        };
         let newest = self.engine.newest_event_time();
         let mut attempt = 0;
         let (verdicts, intents) = loop {
@@ -399,6 +424,18 @@ impl DetectionStage {
             m.events_future.inc_by(future);
         }
         self.last_stats = stats;
+        let anomaly = self.engine.anomaly_stats();
+        m.anomaly_groups
+            .set(i64::try_from(self.engine.anomaly_groups()).unwrap_or(i64::MAX));
+        m.anomaly_evictions
+            .with_label_values(&["groups"])
+            .inc_by(anomaly.evicted_groups - self.last_anomaly.evicted_groups);
+        m.anomaly_evictions
+            .with_label_values(&["values"])
+            .inc_by(anomaly.evicted_values - self.last_anomaly.evicted_values);
+        m.anomaly_missing_field
+            .inc_by(anomaly.missing_field - self.last_anomaly.missing_field);
+        self.last_anomaly = anomaly;
         if let Some(dedup) = self.engine.dedup() {
             m.dedup_ids
                 .set(i64::try_from(dedup.len()).unwrap_or(i64::MAX));
@@ -407,6 +444,12 @@ impl DetectionStage {
             self.last_dedup_evictions = dedup.evicted();
         }
     }
+}
+
+/// Detection state changed in a batch.
+struct Changes {
+    correlation: Vec<correlation::GroupChange>,
+    anomaly: Vec<anomaly::Change>,
 }
 
 /// What dedup learned and forgot in a batch.
@@ -424,7 +467,7 @@ const DEDUP_BACKSTOP: Duration = Duration::from_secs(90 * 24 * 3600);
 fn persist(
     txn: &mut WriteTxn,
     seen: &Seen,
-    changes: &[correlation::GroupChange],
+    changes: &Changes,
     newest: Option<i64>,
     now: SystemTime,
     ctx: &StageContext,
@@ -449,7 +492,19 @@ fn persist(
         }
     }
     let group_expiry = now + ctx.correlation_retention;
-    for change in changes {
+    for change in &changes.anomaly {
+        let key = format!("{}\u{1f}{:016x}", change.rule_id, change.group);
+        match &change.state {
+            Some(state) => {
+                let keep = Duration::from_millis(u64::try_from(change.keep_ms).unwrap_or(0));
+                txn.put_record(ANOMALY_NAMESPACE, &key, state, Some(now + keep))?;
+            }
+            None => {
+                txn.remove_record(ANOMALY_NAMESPACE, &key)?;
+            }
+        }
+    }
+    for change in &changes.correlation {
         let key = format!("{}\u{1f}{}", change.rule_id, change.key);
         match &change.group {
             Some(group) => {

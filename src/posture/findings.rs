@@ -207,6 +207,7 @@ fn alert(ctx: &Context<'_>, subject: &Subject<'_>) -> Option<Alert> {
             severity: check.severity,
         }),
         response: None,
+        anomaly: None,
         trimmed: vec![],
     })
 }

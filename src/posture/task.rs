@@ -466,6 +466,7 @@ fn change_alert(change: &Change, cause: Option<&Touch>) -> Alert {
         repeats: None,
         posture: None,
         response: None,
+        anomaly: None,
         trimmed: vec![],
     }
 }

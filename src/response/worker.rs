@@ -467,6 +467,7 @@ pub fn outcome_alert(
             undo,
             cause: intent.rule.clone(),
         }),
+        anomaly: None,
         trimmed: vec![],
     }
 }

@@ -67,6 +67,12 @@ pub struct DetectionMetrics {
     pub correlation_evictions: IntCounterVec,
     /// Events too late to correlate.
     pub correlation_late: IntCounter,
+    /// Anomaly groups held.
+    pub anomaly_groups: IntGauge,
+    /// Anomaly state evicted at a bound, by which (`groups`, `values`).
+    pub anomaly_evictions: IntCounterVec,
+    /// Matches an anomaly rule could not judge: a group-by or watched field was missing.
+    pub anomaly_missing_field: IntCounter,
     /// Events dated beyond the clock plus detection.max_future_skew.
     pub events_future: IntCounter,
     /// eventIDs remembered for dedup.
@@ -373,6 +379,19 @@ impl Metrics {
                     "cloudwarden_correlation_evictions_total",
                     "Correlation state evicted at its bound: whole groups (max_groups) or events of a group (max_group_entries).",
                     &["reason"],
+                )?,
+                anomaly_groups: r.gauge(
+                    "cloudwarden_anomaly_groups",
+                    "Anomaly groups (for example one per principal and rule) held in memory.",
+                )?,
+                anomaly_evictions: r.counter_vec(
+                    "cloudwarden_anomaly_evictions_total",
+                    "Anomaly state evicted at its bound: whole groups (detection.anomaly_max_groups) or values a first_seen group knew (detection.anomaly_max_values); an evicted value alerts again when next used.",
+                    &["bound"],
+                )?,
+                anomaly_missing_field: r.counter(
+                    "cloudwarden_anomaly_missing_field_total",
+                    "Events an anomaly rule's base rules matched but that lacked a group-by or watched field (or whose source address is not an IP), not judged.",
                 )?,
                 correlation_late: r.counter(
                     "cloudwarden_correlation_late_events_total",

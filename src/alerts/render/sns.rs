@@ -136,6 +136,7 @@ fn attributes(alert: &Alert) -> Vec<(&'static str, String)> {
         AlertKind::Summary => "summary",
         AlertKind::Posture => "posture",
         AlertKind::Response => "response",
+        AlertKind::Anomaly => "anomaly",
     };
     let mut out = vec![
         ("level", alert.rule.level.as_str().to_owned()),

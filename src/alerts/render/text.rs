@@ -150,6 +150,9 @@ pub fn email(alert: &Alert) -> String {
         }
         section(&mut out, "Measured", &text);
     }
+    if let Some(a) = &alert.anomaly {
+        section(&mut out, "Unusual because", &anomaly_text(a));
+    }
     if let Some(description) = &alert.rule.description {
         section(
             &mut out,
@@ -192,6 +195,39 @@ pub fn email(alert: &Alert) -> String {
     }
     let _ = writeln!(out, "--\n{footer}.\nSent by cloudwarden.");
     out
+}
+
+/// What an anomaly measured, in a sentence or two.
+fn anomaly_text(a: &crate::detection::alert::AnomalyInfo) -> String {
+    let pairs = |m: &std::collections::BTreeMap<String, String>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let days = a.history_seconds / 86_400;
+    let since = a
+        .history_since
+        .as_deref()
+        .map(|s| format!(" cloudwarden has known this group since {s}."))
+        .unwrap_or_default();
+    match a.count {
+        None => format!(
+            "{} used {} for the first time in {days} days.{since}",
+            pairs(&a.group),
+            pairs(&a.new_value)
+        ),
+        Some(count) => format!(
+            "{} made {count} matching calls in the {} s from {}, at least {} were needed to alert; \
+             its usual busy bucket holds {} (mean) with a spread of {}.{since}",
+            pairs(&a.group),
+            a.bucket_seconds.unwrap_or(0),
+            a.bucket_start.as_deref().unwrap_or("?"),
+            a.threshold.unwrap_or(0.0),
+            a.baseline_mean.unwrap_or(0.0),
+            a.baseline_spread.unwrap_or(0.0),
+        ),
+    }
 }
 
 fn what(alert: &Alert) -> String {

@@ -264,6 +264,52 @@ pub struct FilterDoc {
     pub condition: String,
 }
 
+/// The anomaly detector kinds (cloudwarden's extension to Sigma).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnomalyType {
+    /// A value the group has not used within `history`.
+    FirstSeen,
+    /// A bucket of events far over the group's own baseline.
+    Rate,
+}
+
+impl AnomalyType {
+    /// The name used in rule files and alerts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyType::FirstSeen => "first_seen",
+            AnomalyType::Rate => "rate",
+        }
+    }
+}
+
+/// An anomaly document: `anomaly:` beside `correlation:`.
+#[derive(Debug, Clone)]
+pub struct AnomalyDoc {
+    /// Metadata.
+    pub meta: Meta,
+    /// `anomaly.type`.
+    pub kind: AnomalyType,
+    /// `anomaly.rules`: ids or names of detection rules.
+    pub rules: Vec<String>,
+    /// `anomaly.group-by`: fields, with optional transforms (`userIdentity|principal`).
+    pub group_by: Vec<String>,
+    /// `anomaly.fields`: the watched value of a first_seen detector.
+    pub fields: Vec<String>,
+    /// `anomaly.history`.
+    pub history: Duration,
+    /// `anomaly.learning`: how much of its own history a group needs before it alerts.
+    pub learning: Duration,
+    /// `anomaly.bucket` of a rate detector.
+    pub bucket: Duration,
+    /// `anomaly.threshold.factor` of a rate detector.
+    pub factor: f64,
+    /// `anomaly.threshold.min` of a rate detector.
+    pub min: u32,
+    /// `anomaly.generate`: the referenced rules also alert on their own.
+    pub generate: bool,
+}
+
 /// What a document declares.
 #[derive(Debug, Clone)]
 pub enum Document {
@@ -273,6 +319,8 @@ pub enum Document {
     Correlation(CorrelationDoc),
     /// A filter.
     Filter(FilterDoc),
+    /// An anomaly detector.
+    Anomaly(AnomalyDoc),
 }
 
 impl Document {
@@ -282,6 +330,7 @@ impl Document {
             Document::Rule(r) => &r.meta,
             Document::Correlation(c) => &c.meta,
             Document::Filter(f) => &f.meta,
+            Document::Anomaly(a) => &a.meta,
         }
     }
 }
@@ -317,17 +366,24 @@ pub fn read(doc: &Node, fallback_id: &str) -> Result<Document, DocError> {
     }
     let meta = read_meta(doc, fallback_id).map_err(|(line, m)| fail(line, m))?;
     let has = |key: &str| doc.get(key).is_some();
-    match (has("detection"), has("correlation"), has("filter")) {
-        (true, false, false) => read_rule(doc, meta).map(Document::Rule),
-        (false, true, false) => read_correlation(doc, meta).map(Document::Correlation),
-        (false, false, true) => read_filter(doc, meta).map(Document::Filter),
-        (false, false, false) => Err((
+    match (
+        has("detection"),
+        has("correlation"),
+        has("filter"),
+        has("anomaly"),
+    ) {
+        (true, false, false, false) => read_rule(doc, meta).map(Document::Rule),
+        (false, true, false, false) => read_correlation(doc, meta).map(Document::Correlation),
+        (false, false, true, false) => read_filter(doc, meta).map(Document::Filter),
+        (false, false, false, true) => read_anomaly(doc, meta).map(Document::Anomaly),
+        (false, false, false, false) => Err((
             doc.line,
-            "not a Sigma rule: it has no detection, correlation or filter section".to_owned(),
+            "not a Sigma rule: it has no detection, correlation, filter or anomaly section"
+                .to_owned(),
         )),
         _ => Err((
             doc.line,
-            "a document has exactly one of detection, correlation and filter".to_owned(),
+            "a document has exactly one of detection, correlation, filter and anomaly".to_owned(),
         )),
     }
     .map_err(|(line, m)| fail(line, m))
@@ -612,6 +668,171 @@ fn read_correlation(doc: &Node, meta: Meta) -> Result<CorrelationDoc, Fail> {
         bounds,
         field,
         aliases,
+        generate,
+    })
+}
+
+fn read_anomaly(doc: &Node, meta: Meta) -> Result<AnomalyDoc, Fail> {
+    let Some(a) = doc
+        .get("anomaly")
+        .filter(|a| matches!(a.value, Value::Map(_)))
+    else {
+        return Err((line_of(doc, "anomaly"), "anomaly must be a map".to_owned()));
+    };
+    if let Value::Map(entries) = &a.value {
+        const KNOWN: [&str; 9] = [
+            "type",
+            "rules",
+            "group-by",
+            "fields",
+            "history",
+            "learning",
+            "bucket",
+            "threshold",
+            "generate",
+        ];
+        if let Some((key, node)) = entries.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
+            return Err((
+                node.line,
+                format!("unknown key anomaly.{key} (expected {})", KNOWN.join(", ")),
+            ));
+        }
+    }
+    let type_text = text(a, "type")?.ok_or((a.line, "anomaly.type is missing".to_owned()))?;
+    let kind = match type_text.as_str() {
+        "first_seen" => AnomalyType::FirstSeen,
+        "rate" => AnomalyType::Rate,
+        other => {
+            return Err((
+                line_of(a, "type"),
+                format!("unknown anomaly type \"{other}\" (expected first_seen or rate)"),
+            ));
+        }
+    };
+    let rules = texts(a, "rules")?;
+    if rules.is_empty() {
+        return Err((
+            a.line,
+            "anomaly.rules must name at least one rule".to_owned(),
+        ));
+    }
+    let group_by = texts(a, "group-by")?;
+    if group_by.is_empty() {
+        return Err((
+            a.line,
+            "anomaly.group-by must name at least one field (such as userIdentity|principal)"
+                .to_owned(),
+        ));
+    }
+    let fields = texts(a, "fields")?;
+    let span = |key: &str, zero_ok: bool| -> Result<Option<Duration>, Fail> {
+        let Some(t) = text(a, key)? else {
+            return Ok(None);
+        };
+        if zero_ok && matches!(t.trim(), "0" | "0s" | "0m" | "0h" | "0d") {
+            return Ok(Some(Duration::ZERO));
+        }
+        timespan(&t)
+            .map(Some)
+            .map_err(|e| (line_of(a, key), format!("anomaly.{key}: {e}")))
+    };
+    let history = span("history", false)?.ok_or((
+        a.line,
+        "anomaly.history is missing (such as 30d)".to_owned(),
+    ))?;
+    let learning = span("learning", true)?.unwrap_or(Duration::ZERO);
+    let bucket = span("bucket", false)?;
+    let generate = match a.get("generate") {
+        None => false,
+        Some(Node {
+            value: Value::Bool(b),
+            ..
+        }) => *b,
+        Some(node) => return Err((node.line, "generate must be true or false".to_owned())),
+    };
+    let mut factor = 0.0;
+    let mut min = 0;
+    match kind {
+        AnomalyType::FirstSeen => {
+            if fields.is_empty() {
+                return Err((
+                    a.line,
+                    "a first_seen anomaly needs fields: the value(s) whose first use alerts"
+                        .to_owned(),
+                ));
+            }
+            for key in ["bucket", "threshold"] {
+                if a.get(key).is_some() {
+                    return Err((
+                        line_of(a, key),
+                        format!("anomaly.{key} is for rate anomalies, not first_seen"),
+                    ));
+                }
+            }
+        }
+        AnomalyType::Rate => {
+            if !fields.is_empty() {
+                return Err((
+                    line_of(a, "fields"),
+                    "anomaly.fields is for first_seen anomalies; a rate anomaly counts events"
+                        .to_owned(),
+                ));
+            }
+            let Some(t) = a.get("threshold") else {
+                return Err((
+                    a.line,
+                    "a rate anomaly needs threshold: {factor: 10, min: 200}".to_owned(),
+                ));
+            };
+            let number = |key: &str| -> Result<f64, Fail> {
+                let node = t.get(key).ok_or((
+                    t.line,
+                    format!(
+                        "anomaly.threshold.{key} is missing (threshold: {{factor: 10, min: 200}})"
+                    ),
+                ))?;
+                node.scalar_text()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .ok_or((
+                        node.line,
+                        format!("anomaly.threshold.{key} must be a number above zero"),
+                    ))
+            };
+            factor = number("factor")?;
+            let floor = number("min")?;
+            min = if floor >= f64::from(u32::MAX) {
+                u32::MAX
+            } else {
+                // A fractional floor rounds up: counts are whole.
+                floor.ceil() as u32
+            };
+            if bucket.is_none() {
+                return Err((
+                    a.line,
+                    "a rate anomaly needs bucket (such as 10m)".to_owned(),
+                ));
+            }
+        }
+    }
+    let bucket = bucket.unwrap_or(Duration::ZERO);
+    if kind == AnomalyType::Rate && history <= bucket {
+        return Err((
+            line_of(a, "history"),
+            "anomaly.history must be longer than anomaly.bucket".to_owned(),
+        ));
+    }
+    Ok(AnomalyDoc {
+        meta,
+        kind,
+        rules,
+        group_by,
+        fields,
+        history,
+        learning,
+        bucket,
+        factor,
+        min,
         generate,
     })
 }

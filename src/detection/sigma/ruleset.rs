@@ -17,6 +17,7 @@ use super::field::FieldPath;
 use super::legacy;
 use super::yaml::load_documents;
 use crate::detection::Level;
+use crate::detection::anomaly::AnomalyRule;
 use crate::detection::correlation::CorrelationRule;
 
 /// One rule file's text and where it came from.
@@ -85,6 +86,8 @@ pub struct CompiledRule {
     pub alerts: bool,
     /// Correlations fed by its matches: (correlation, input).
     pub consumers: Vec<(usize, usize)>,
+    /// Anomaly rules fed by its matches.
+    pub anomalies: Vec<usize>,
     /// Fields whose values, with the rule id, make the dedup key.
     pub dedup_fields: Vec<FieldPath>,
     /// For a rule about one AWS service's CloudTrail events (`service:
@@ -126,6 +129,8 @@ pub struct RuleSet {
     pub rules: Vec<CompiledRule>,
     /// Correlation rules.
     pub correlations: Vec<CorrelationRule>,
+    /// Anomaly rules.
+    pub anomalies: Vec<AnomalyRule>,
     /// Rules that could not be loaded.
     pub errors: Vec<RuleError>,
     /// Things worth knowing that did not stop a rule (overrides, filters for absent rules).
@@ -185,6 +190,18 @@ impl RuleSet {
             alerts: c.alerts,
             skipped: skipped_status(&c.meta).map(|s| format!("status {s}")),
             logsource: c.meta.logsource.clone(),
+        }));
+        out.extend(self.anomalies.iter().map(|a| RuleInfo {
+            id: a.meta.id.clone(),
+            title: a.meta.title.clone(),
+            level: a.meta.level,
+            tags: a.meta.tags.clone(),
+            kind: a.kind.as_str().to_owned(),
+            description: a.meta.description.clone(),
+            origin: a.origin.clone(),
+            alerts: a.alerts,
+            skipped: skipped_status(&a.meta).map(|s| format!("status {s}")),
+            logsource: a.meta.logsource.clone(),
         }));
         out
     }
@@ -329,6 +346,7 @@ impl RuleSet {
         let mut rule_docs: Vec<(String, RuleDoc)> = Vec::new();
         let mut correlation_docs = Vec::new();
         let mut filters: Vec<(String, FilterDoc)> = Vec::new();
+        let mut anomaly_docs = Vec::new();
         for Loaded { origin, doc, .. } in docs {
             match doc {
                 Document::Rule(rule) if legacy::is_legacy(&rule) => match legacy::rewrite(&rule) {
@@ -341,6 +359,7 @@ impl RuleSet {
                 Document::Rule(rule) => rule_docs.push((origin, rule)),
                 Document::Correlation(c) => correlation_docs.push((origin, c)),
                 Document::Filter(f) => filters.push((origin, f)),
+                Document::Anomaly(a) => anomaly_docs.push((origin, a)),
             }
         }
         // Ids and names of every rule that compiled, for references.
@@ -369,6 +388,7 @@ impl RuleSet {
                         filters: Vec::new(),
                         alerts: true,
                         consumers: Vec::new(),
+                        anomalies: Vec::new(),
                     });
                 }
                 Err(err) => {
@@ -379,6 +399,7 @@ impl RuleSet {
             }
         }
         self.attach_filters(filters, &refs, options);
+        self.compile_anomalies(anomaly_docs, &refs, &failed);
         self.compile_correlations(correlation_docs, refs, &failed, options);
         self.skip_by_status();
     }
@@ -394,6 +415,7 @@ impl RuleSet {
                 rule.skipped = Some(format!("status {status}"));
                 rule.alerts = false;
                 rule.consumers.clear();
+                rule.anomalies.clear();
                 notes.push((rule.origin.clone(), Arc::clone(&rule.meta), status));
             }
         }
@@ -413,6 +435,22 @@ impl RuleSet {
         }
         for rule in &mut self.rules {
             rule.consumers.retain(|(c, _)| !skipped.contains(c));
+        }
+        let skipped_anomalies: HashSet<usize> = self
+            .anomalies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| skipped_status(&a.meta).map(|_| i))
+            .collect();
+        for &i in &skipped_anomalies {
+            let a = &mut self.anomalies[i];
+            a.alerts = false;
+            if let Some(status) = skipped_status(&a.meta) {
+                notes.push((a.origin.clone(), Arc::clone(&a.meta), status));
+            }
+        }
+        for rule in &mut self.rules {
+            rule.anomalies.retain(|a| !skipped_anomalies.contains(a));
         }
         for c in &mut self.correlations {
             c.consumers.retain(|(outer, _)| !skipped.contains(outer));
@@ -602,6 +640,56 @@ impl RuleSet {
             }
         }
         self.correlations.extend(compiled.into_iter().flatten());
+    }
+}
+
+impl RuleSet {
+    /// Compiles anomaly documents and wires the detection rules they name
+    /// to them; those rules stop alerting on their own unless `generate`.
+    fn compile_anomalies(
+        &mut self,
+        docs: Vec<(String, document::AnomalyDoc)>,
+        refs: &HashMap<String, Target>,
+        failed: &HashSet<String>,
+    ) {
+        for (origin, doc) in docs {
+            let mut inputs = Vec::new();
+            let mut problem = None;
+            for reference in &doc.rules {
+                match refs.get(reference) {
+                    Some(Target::Rule(r)) => inputs.push(*r),
+                    Some(Target::Correlation(_)) => {
+                        problem = Some(format!(
+                            "refers to {reference}, a correlation: an anomaly counts the events of detection rules"
+                        ));
+                    }
+                    None if failed.contains(reference) => {
+                        problem = Some(format!("refers to rule {reference}, which failed to load"));
+                    }
+                    None => {
+                        problem = Some(format!("refers to rule {reference}, which is not loaded"));
+                    }
+                }
+            }
+            let compiled = match problem {
+                Some(message) => Err(message),
+                None => AnomalyRule::compile(&doc),
+            };
+            match compiled {
+                Ok(mut rule) => {
+                    rule.origin = origin;
+                    let me = self.anomalies.len();
+                    for r in inputs {
+                        if !doc.generate {
+                            self.rules[r].alerts = false;
+                        }
+                        self.rules[r].anomalies.push(me);
+                    }
+                    self.anomalies.push(rule);
+                }
+                Err(message) => self.error(&origin, doc.meta.line, Some(&doc.meta), message),
+            }
+        }
     }
 }
 
