@@ -824,3 +824,229 @@ fn after_kill_nine_both_queue_sources_alert_what_was_in_flight_within_the_visibi
         "every read checks the owner"
     );
 }
+
+/// A call by `user` at `time` (ms since the epoch), as a trail record.
+fn call_at(id: &str, user: &str, name: &str, region: &str, time: i64) -> String {
+    json!({
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::123456789012:user/{user}"), "accountId": "123456789012"},
+        "eventTime": jiff::Timestamp::from_millisecond(time).unwrap().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "eventSource": "s3.amazonaws.com", "eventName": name,
+        "awsRegion": region, "sourceIPAddress": "203.0.113.10", "eventID": id,
+        "eventType": "AwsApiCall", "recipientAccountId": "123456789012"
+    })
+    .to_string()
+}
+
+fn gzip_records(records: &[String]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(format!("{{\"Records\":[{}]}}", records.join(",")).as_bytes())
+        .unwrap();
+    gz.finish().unwrap()
+}
+
+/// (rule id, dedup key) of each anomaly alert.
+fn anomaly_keys(alerts: impl IntoIterator<Item = serde_json::Value>) -> Vec<(String, String)> {
+    let mut keys: Vec<(String, String)> = alerts
+        .into_iter()
+        .filter(|a| a["kind"] == "anomaly")
+        .map(|a| {
+            (
+                a["rule"]["id"].as_str().unwrap_or_default().to_owned(),
+                a["dedup_key"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn anomalies_the_daemon_finds_across_a_restart_are_those_replay_finds() {
+    const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rules/anomaly");
+    let now = jiff::Timestamp::now().as_millisecond();
+    let minute = 60_000;
+    // Two days of alice deleting twice every ten minutes in us-east-1.
+    let history: Vec<String> = (0..288)
+        .flat_map(|b| {
+            let time = now - 3 * 24 * 60 * minute + b * 10 * minute;
+            [0, 1].map(|i| {
+                call_at(
+                    &format!("h-{b}-{i}"),
+                    "alice",
+                    "DeleteObject",
+                    "us-east-1",
+                    time + i * minute,
+                )
+            })
+        })
+        .collect();
+    // Then, an hour ago: alice in eu-west-3 and sixty deletions in two
+    // minutes; bob, two hours old, does the same (too young to judge).
+    let attack_start = now - 60 * minute;
+    let mut attack = vec![call_at(
+        "a-region",
+        "alice",
+        "ListBuckets",
+        "eu-west-3",
+        attack_start,
+    )];
+    for user in ["alice", "bob"] {
+        attack.push(call_at(
+            &format!("{user}-first"),
+            user,
+            "ListBuckets",
+            "us-east-1",
+            attack_start - 60 * minute,
+        ));
+        attack.extend((0..60).map(|i| {
+            call_at(
+                &format!("{user}-d{i}"),
+                user,
+                "DeleteObject",
+                "us-east-1",
+                attack_start + 1000 + i * 2000,
+            )
+        }));
+    }
+    attack.push(call_at(
+        "b-region",
+        "bob",
+        "ListBuckets",
+        "eu-west-3",
+        attack_start + 3 * minute,
+    ));
+    attack.sort_by_key(|r| {
+        serde_json::from_str::<serde_json::Value>(r).unwrap()["eventTime"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    });
+    let (history_gz, attack_gz) = (gzip_records(&history), gzip_records(&attack));
+
+    // Replay of both files.
+    let scratch = tempfile::tempdir().unwrap();
+    let files =
+        [("0000Z_history", &history_gz), ("0100Z_attack", &attack_gz)].map(|(name, bytes)| {
+            let path = scratch.path().join(format!(
+                "123456789012_CloudTrail_us-east-1_20261201T{name}.json.gz"
+            ));
+            std::fs::write(&path, bytes).unwrap();
+            path.display().to_string()
+        });
+    let config = scratch.path().join("c.toml");
+    std::fs::write(&config, "[rules]\nbuiltin = false\n").unwrap();
+    let output = support::process::run(
+        &[
+            "replay",
+            "--config",
+            &config.display().to_string(),
+            "--rules",
+            RULES,
+            &files[0],
+            &files[1],
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let replayed = anomaly_keys(stdout.lines().filter_map(|l| serde_json::from_str(l).ok()));
+    assert_eq!(
+        replayed,
+        vec![
+            (
+                "fixture-delete-burst".to_owned(),
+                "fixture-delete-burst|arn:aws:iam::123456789012:user/alice".to_owned()
+            ),
+            (
+                "fixture-new-region".to_owned(),
+                "fixture-new-region|arn:aws:iam::123456789012:user/alice|eu-west-3".to_owned()
+            ),
+        ]
+    );
+
+    // The daemon, fed the same files through s3_sqs, stopped between them.
+    let moto = Moto::start();
+    let rt = runtime();
+    let aws = rt.block_on(Aws::new(&moto));
+    let queue = rt.block_on(async {
+        aws.s3.create_bucket().bucket("trail").send().await.unwrap();
+        aws.put(
+            "trail",
+            "AWSLogs/123456789012/CloudTrail/us-east-1/history.json.gz",
+            history_gz,
+        )
+        .await;
+        aws.put(
+            "trail",
+            "AWSLogs/123456789012/CloudTrail/us-east-1/attack.json.gz",
+            attack_gz,
+        )
+        .await;
+        aws.queue("anomaly-files").await
+    });
+    let sources =
+        format!("[[sources]]\nkind = \"s3_sqs\"\nname = \"trail\"\nqueue_url = \"{queue}\"\n");
+    let config = daemon_config(&moto.endpoint(), "", RULES, EVERY_ALERT_TO_FILE, &sources);
+    let processed = |daemon: &DaemonProcess, want: usize| {
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(120) {
+            let page = get(daemon.admin_addr(), "/metrics").1;
+            if metric(
+                &page,
+                "cloudwarden_events_processed_total",
+                "source=\"trail\"",
+            ) >= want as f64
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "the daemon did not process {want} events: {}",
+            daemon.stderr()
+        );
+    };
+    let mut daemon = DaemonProcess::start(&config, &[]);
+    rt.block_on(aws.send(
+        &queue,
+        &s3_notification(
+            "trail",
+            "AWSLogs/123456789012/CloudTrail/us-east-1/history.json.gz",
+        ),
+    ));
+    processed(&daemon, history.len());
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(30)).is_some());
+    let dir = daemon.into_dir();
+    let alerts_path = dir.path().join("alerts.jsonl");
+    assert!(
+        anomaly_keys(read(&alerts_path)).is_empty(),
+        "history alone is usual"
+    );
+    let daemon = DaemonProcess::start_in(dir, &config, &[]);
+    let restored = daemon
+        .wait_for_log("detection state restored", Duration::from_secs(30))
+        .expect("detection restores its state");
+    assert!(
+        restored.contains(r#""anomaly_groups":2"#),
+        "alice's two groups: {restored}"
+    );
+    rt.block_on(aws.send(
+        &queue,
+        &s3_notification(
+            "trail",
+            "AWSLogs/123456789012/CloudTrail/us-east-1/attack.json.gz",
+        ),
+    ));
+    processed(&daemon, attack.len());
+    let delivered = wait_for(&alerts_path, Duration::from_secs(30), |alerts| {
+        anomaly_keys(alerts.iter().cloned()).len() >= replayed.len()
+    });
+    assert_eq!(anomaly_keys(delivered), replayed);
+}

@@ -113,6 +113,16 @@ pub fn run(
                 stats.late_events,
                 stats.future_events
             );
+            let anomaly = engine.anomaly_stats();
+            let _ = writeln!(
+                std::io::stderr(),
+                "anomaly: {} rules, {} groups held, {} evicted groups, {} evicted values, {} matches without a group or value",
+                rules.anomalies.len(),
+                engine.anomaly_groups(),
+                anomaly.evicted_groups,
+                anomaly.evicted_values,
+                anomaly.missing_field
+            );
             // A replay that could not read an input, or ran without some of
             // its rules, did not check what it was asked to: say so in the exit code.
             if summary.unopened > 0 || rule_failures > 0 {

@@ -105,10 +105,59 @@ fn table(infos: &[RuleInfo], fed: &dyn Fn(&RuleInfo) -> bool) -> String {
 /// How the pack's precision is held, for the Markdown document.
 const PRECISION: &str = "## Precision\n\nThe built-in pack is held to a noise budget: `tests/rule_noise.rs` replays a corpus of 3,702 events of ordinary work (`tests/fixtures/benign/`: administrators in the console, a deployment pipeline, AWS services acting on their own, applications) and allows no alert at `medium` or above and at most one `low` alert per 1,000 events. Every rule has at least two near-miss tests, one of them a benign event of the same `eventName`. Change-tracking rules (the CIS \"changed\" set) are `low`, below the default `min_level` of an SNS topic (`medium`).\n\nTwo placeholders leave known automation and partners out. Both default to `[]`, which leaves nothing out:\n\n| placeholder | what the built-in rules leave out with it |\n| --- | --- |\n| `automation_principals` | changes by the account's own pipelines, Terraform and landing-zone roles, scanners and configuration management; list roles as `arn:aws:sts::ACCOUNT:assumed-role/ROLE/*`, the form `userIdentity.arn` has |\n| `trusted_accounts` | sharing with and policies naming accounts you work with |\n\n";
 
+/// The anomaly extension, for the Markdown document.
+const ANOMALY: &str = r#"## Anomaly rules: cloudwarden's extension to Sigma
+
+Sigma rules and correlations say what someone wrote down. An `anomaly:` document says what is unusual for *this* account, learned from its own events: it sits in the same rule files, names the detection rules whose matches it reads (by `id` or `name`, as a correlation does; those rules then only feed it, unless `generate: true`), and has a `title`, `id`, `level`, `tags` and `description` like any rule. Time is event time, so `cloudwarden replay` of old trail files learns the history the daemon would have learned; the state is saved with every detection commit and survives restarts.
+
+**first_seen**: a group uses a value it has not used within `history`.
+
+```yaml
+title: Principal acts in a Region it has not used for 30 days
+id: 9a4c1f0e-5d2b-4c8e-9f1a-2b3c4d5e6f70
+level: medium
+anomaly:
+    type: first_seen
+    rules: [anomaly_principal_api_call]   # detection rules, by id or name
+    group-by: [userIdentity|principal]     # one history per principal
+    fields: [awsRegion]                    # the value watched (several fields: one value)
+    history: 30d                           # a value unused this long is new again
+    learning: 7d                           # a group alerts only with this much history of its own
+```
+
+Each new value alerts once (its dedup key is the rule, the group and the value), then it is known. A group younger than `learning` learns without alerting, so a new principal does not alert on everything it does; a group silent for longer than `history` starts over. `learning: 0s` alerts on the first value of every group (the root rule uses it: any root use after a quiet month, or the first one seen).
+
+**rate**: a group's events in a bucket far over its own baseline.
+
+```yaml
+anomaly:
+    type: rate
+    rules: [anomaly_s3_object_deleted]
+    group-by: [userIdentity|principal]
+    bucket: 10m                            # buckets aligned on event time
+    history: 14d                           # how far back the baseline reaches
+    learning: 7d
+    threshold: {factor: 10, min: 200}      # count >= min and count > factor x baseline
+```
+
+The baseline is the mean plus two standard deviations of the group's *active* buckets (those with at least one event), exponentially weighted so that a bucket's weight falls by e every `history`; it is three numbers per group whatever the history. A bucket joins the baseline once a later one begins, and counts at most as much as the threshold it was judged against, so one burst does not teach the detector that bursts are normal. The open bucket alerts as soon as its count passes the threshold, once per burst: the group alerts again only after a bucket that stayed under it. A principal whose normal is 3,000 deletions per 10 minutes does not alert on 2,000; one whose normal is 5 does.
+
+Fields in `group-by` and `fields` may carry a transform, written like a Sigma modifier:
+
+| transform | value |
+| --- | --- |
+| `userIdentity\|principal` | the role of an assumed-role session (`sessionContext.sessionIssuer.arn`), else `userIdentity.arn`, else `principalId`: one history per principal, not per session |
+| `userAgent\|family` | the tool without version or platform: `aws-cli`, `boto3`, `terraform`, `console` (browsers and the console), `aws-sdk-go`, `kali`, ... else the first token |
+| `sourceIPAddress\|network` | the /24 of an IPv4 address or the /48 of an IPv6 one; a service name in the field gives no value and the event is skipped |
+
+An event whose group or watched field is missing is skipped and counted (`cloudwarden_anomaly_missing_field_total`). State is bounded by `detection.anomaly_max_groups` per rule (the least recently active group goes) and `detection.anomaly_max_values` per first_seen group (the least recently used value goes, and alerts again when next used); both count what they drop in `cloudwarden_anomaly_evictions_total{bound}`. Rule tests give the history an anomaly learns from under `history:` (same syntax as `events:`, including `repeat` and `every`); its alerts are not counted.
+
+"#;
+
 /// The rule pack as a Markdown document.
 pub fn markdown(infos: &[RuleInfo]) -> String {
     let mut out = String::from(
-        "# Rules\n\nGenerated by `cloudwarden rules list --format markdown`: every loaded rule with its id, level, ATT&CK tags and what it detects, then the fields cloudwarden adds to events for rules to match. Building blocks are rules that only feed correlations.\n\n",
+        "# Rules\n\nGenerated by `cloudwarden rules list --format markdown`: every loaded rule with its id, level, ATT&CK tags and what it detects, then the fields cloudwarden adds to events for rules to match. Building blocks are rules that only feed correlations or anomaly rules.\n\n",
     );
     let _ = writeln!(
         out,
@@ -162,7 +211,8 @@ pub fn markdown(infos: &[RuleInfo]) -> String {
         out.push('\n');
     }
     out.push_str(PRECISION);
-    out.push_str("\n## What each rule detects\n");
+    out.push_str(ANOMALY);
+    out.push_str("## What each rule detects\n");
     for i in infos.iter().filter(|i| i.alerts) {
         let _ = write!(
             out,
