@@ -372,6 +372,7 @@ mod tests {
                     .filter(|c| c.alerts)
                     .map(|c| &c.meta),
             )
+            .chain(set.anomalies.iter().filter(|a| a.alerts).map(|a| &a.meta))
         {
             assert!(
                 meta.description.as_deref().is_some_and(|d| d.len() > 40),

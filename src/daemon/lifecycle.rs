@@ -409,9 +409,10 @@ impl Daemon {
             }
         }
         let detection = &self.metrics.detection;
-        detection
-            .rules_loaded
-            .set(i64::try_from(rules.rules.len() + rules.correlations.len()).unwrap_or(i64::MAX));
+        detection.rules_loaded.set(
+            i64::try_from(rules.rules.len() + rules.correlations.len() + rules.anomalies.len())
+                .unwrap_or(i64::MAX),
+        );
         detection
             .rules_failed
             .set(i64::try_from(rules.errors.len() + problems.len()).unwrap_or(i64::MAX));
@@ -427,7 +428,8 @@ impl Daemon {
                     .iter()
                     .filter(|c| c.alerts)
                     .map(|c| &c.meta),
-            );
+            )
+            .chain(rules.anomalies.iter().filter(|a| a.alerts).map(|a| &a.meta));
         for meta in alerting {
             detection
                 .rule_info
@@ -437,6 +439,7 @@ impl Daemon {
         tracing::info!(
             rules = rules.rules.len(),
             correlations = rules.correlations.len(),
+            anomalies = rules.anomalies.len(),
             failed = rules.errors.len() + problems.len(),
             "rules loaded"
         );
