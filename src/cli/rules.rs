@@ -140,7 +140,7 @@ anomaly:
     threshold: {factor: 10, min: 200}      # count >= min and count > factor x baseline
 ```
 
-The baseline is the mean plus two standard deviations of the group's *active* buckets (those with at least one event), exponentially weighted so that a bucket's weight falls by e every `history`; it is three numbers per group whatever the history. A bucket joins the baseline once a later one begins, and counts at most as much as the threshold it was judged against, so one burst does not teach the detector that bursts are normal. The open bucket alerts as soon as its count passes the threshold, once per burst: the group alerts again only after a bucket that stayed under it. A principal whose normal is 3,000 deletions per 10 minutes does not alert on 2,000; one whose normal is 5 does.
+The baseline is the mean plus two standard deviations of the group's *active* buckets (those with at least one event), exponentially weighted so that a bucket's weight falls by e every `history`; it is three numbers per group whatever the history. A bucket joins the baseline once a later one begins; once the group has learned, it counts at most `factor` times the baseline it was judged against, so one burst (even one under `min`) does not teach the detector that bursts are normal, while steady growth still raises the baseline. The open bucket alerts as soon as its count passes the threshold, once per burst: the group alerts again only after a bucket that stayed under it. A principal whose normal is 3,000 deletions per 10 minutes does not alert on 2,000; one whose normal is 5 does.
 
 Fields in `group-by` and `fields` may carry a transform, written like a Sigma modifier:
 

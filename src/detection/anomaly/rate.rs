@@ -132,10 +132,23 @@ impl Rate {
         let [weight, sum, squares] = self.sums;
         let elapsed = (self.bucket - self.folded).max(0) as f64 * spec.bucket as f64;
         let decay = (-elapsed / spec.history.max(1) as f64).exp();
-        // A bucket counts at most as much as the threshold it was judged
-        // against: one burst must not teach the baseline that bursts are
-        // normal, while steady growth still raises it bucket by bucket.
-        let c = f64::from(self.count).min(threshold.max(1.0));
+        // Once the group has learned, a bucket counts at most `factor`
+        // times the baseline it was judged against (not the `min` floor):
+        // one burst, even one under the floor, must not teach the baseline
+        // that bursts are normal, while steady growth still raises it
+        // bucket by bucket. While learning, every bucket counts as it is.
+        let (mean, spread) = self.baseline();
+        let learned = self
+            .bucket
+            .saturating_mul(spec.bucket.max(1))
+            .saturating_sub(self.first)
+            >= spec.learning;
+        let cap = if learned {
+            (spec.factor * (mean + 2.0 * spread)).max(1.0)
+        } else {
+            f64::INFINITY
+        };
+        let c = f64::from(self.count).min(cap);
         self.sums = [
             weight * decay + 1.0,
             sum * decay + c,
