@@ -474,35 +474,25 @@ fn run_case(
     logsource: &LogSource,
 ) -> Result<(), String> {
     let mut engine = Engine::new(Arc::clone(rules), config);
+    let input = |raw| EventInput {
+        raw,
+        format: case.format,
+        logsource,
+        source: Some("rules-test"),
+        origin: None,
+        time_hint_ms: None,
+        dedup_id: None,
+        reread_from: None,
+    };
     for (i, event) in case.history.iter().enumerate() {
-        let input = EventInput {
-            raw: event,
-            format: case.format,
-            logsource,
-            source: Some("rules-test"),
-            origin: None,
-            time_hint_ms: None,
-            dedup_id: None,
-            reread_from: None,
-        };
         engine
-            .process(&input)
+            .process(&input(event))
             .map_err(|rejection| format!("history event {} was rejected: {rejection}", i + 1))?;
     }
     let mut count = 0usize;
     for (i, event) in case.events.iter().enumerate() {
-        let input = EventInput {
-            raw: event,
-            format: case.format,
-            logsource,
-            source: Some("rules-test"),
-            origin: None,
-            time_hint_ms: None,
-            dedup_id: None,
-            reread_from: None,
-        };
         let processed = engine
-            .process(&input)
+            .process(&input(event))
             .map_err(|rejection| format!("event {} was rejected: {rejection}", i + 1))?;
         count += processed
             .alerts

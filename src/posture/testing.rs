@@ -24,6 +24,18 @@ pub struct FakeAccount {
     pub calls: Mutex<Vec<String>>,
 }
 
+/// The fake answers changes to the account with a refusal: the sweep tests
+/// never make them, and one that did should fail on its result, not panic.
+fn not_faked(operation: &'static str) -> AwsError {
+    AwsError {
+        service: "ec2",
+        operation,
+        code: "NotFaked".to_owned(),
+        message: "the fake account does not make changes".to_owned(),
+        class: ErrorClass::Permanent,
+    }
+}
+
 fn failure(operation: &'static str) -> AwsError {
     AwsError {
         service: "ec2",
@@ -94,24 +106,24 @@ impl PostureApi for FakeAccount {
         Ok(self.account.clone())
     }
     async fn create_trail(&self, _: &str, _: &TrailSpec) -> Result<(), AwsError> {
-        unimplemented!("not used by these tests")
+        Err(not_faked("CreateTrail"))
     }
     async fn update_trail(&self, _: &str, _: &TrailSpec) -> Result<(), AwsError> {
-        unimplemented!("not used by these tests")
+        Err(not_faked("UpdateTrail"))
     }
     async fn start_logging(&self, _: &str, _: &str) -> Result<(), AwsError> {
-        unimplemented!("not used by these tests")
+        Err(not_faked("StartLogging"))
     }
     async fn record_management_events(&self, _: &str, _: &str) -> Result<(), AwsError> {
-        unimplemented!("not used by these tests")
+        Err(not_faked("PutEventSelectors"))
     }
     async fn create_group(&self, _: &str, _: &GroupSpec) -> Result<String, AwsError> {
-        unimplemented!("not used by these tests")
+        Err(not_faked("CreateSecurityGroup"))
     }
     async fn authorize(&self, _: &str, _: &str, _: bool, _: &[RuleSpec]) -> Result<(), AwsError> {
-        unimplemented!("not used by these tests")
+        Err(not_faked("AuthorizeSecurityGroupIngress"))
     }
     async fn revoke(&self, _: &str, _: &str, _: bool, _: &[RuleSpec]) -> Result<(), AwsError> {
-        unimplemented!("not used by these tests")
+        Err(not_faked("RevokeSecurityGroupIngress"))
     }
 }
